@@ -64,6 +64,30 @@ class Storage(Protocol):
         ...
 
 
+class HostStorage(Storage, Protocol):
+    """The read protocol plus the writes a host performs while handling a Ready.
+
+    ``MemoryStorage`` and ``raftkv.storage.DiskStorage`` (its synchronous twin) implement it; the
+    simulator drives any ``HostStorage`` through its ``storage_factory``.
+    """
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        """Durably append ``entries`` (replacing any conflicting suffix) and set ``hard_state``."""
+        ...
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Durably replace the log with a snapshot received from the leader (if newer)."""
+        ...
+
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """Durably record a snapshot of the local state machine at applied ``index``."""
+        ...
+
+    def compact(self, index: int) -> None:
+        """Drop entries up to ``index``, which a snapshot covers."""
+        ...
+
+
 def limit_size(entries: list[Entry], max_bytes: int | None) -> list[Entry]:
     """The longest prefix of ``entries`` within ``max_bytes``, but at least one entry."""
     if max_bytes is None or not entries:
