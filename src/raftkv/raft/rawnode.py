@@ -262,7 +262,36 @@ class RawNode:
 
     def status(self) -> Status:
         """The node's current state (see ``Status``)."""
-        return self._raft.status()
+        r = self._raft
+        progress: dict[int, PeerStatus] = {}
+        if r.role is Role.LEADER:
+            progress = {
+                k: PeerStatus(
+                    match=p.match,
+                    next=p.next,
+                    state=p.state,
+                    recent_active=p.recent_active,
+                    inflight=p.inflights.count(),
+                )
+                for k, p in r.trk.progress.items()
+            }
+        return Status(
+            id=r.id,
+            role=r.role,
+            term=r.term,
+            vote=r.vote,
+            lead=r.lead,
+            commit=r.log.committed,
+            applied=r.log.applied,
+            last_index=r.log.last_index(),
+            snapshot_index=r.log.first_index() - 1,
+            election_elapsed=r.election_elapsed,
+            randomized_election_timeout=r.randomized_election_timeout,
+            lead_transferee=r.lead_transferee,
+            dropped_messages=r.dropped,
+            voters=r.trk.voters,
+            progress=progress,
+        )
 
 
 __all__ = ["PeerStatus", "RawNode", "Ready", "Status"]
