@@ -25,6 +25,7 @@ class Net:
         self.dropped_links: set[tuple[int, int]] = set()
         self.filter: Callable[[Message], bool] | None = None
         self.delivered: list[Message] = []
+        self.reads: dict[int, list[tuple[int, bytes]]] = {i: [] for i in self.ids}
         for i in self.ids:
             self.storage[i] = MemoryStorage(ConfState(voters=tuple(self.ids)))
             self.start(i)
@@ -64,6 +65,7 @@ class Net:
                         if snap is not None:
                             self.applied[i] = []
                         self.applied[i].extend(ents)
+            self.reads[i].extend((r.index, r.ctx) for r in rd.read_states)
             node.advance(rd)
         return out
 

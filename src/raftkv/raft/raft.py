@@ -524,9 +524,12 @@ class Raft:
                     pr.become_probe()
                 self._send_append(m.frm)
             return
+        was_paused = pr.is_paused()
         if pr.acknowledge(m.index):
             if self._maybe_commit():
                 self._bcast_append()
+            elif was_paused:
+                self._send_append(m.frm)  # it may have missed a commit while paused
             # Pipelining: keep the follower's window full.
             while self._send_append(m.frm, send_if_empty=False):
                 pass
