@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's checks: ruff, mypy --strict on the pure core, and the test suite.
+# Creates .venv with the dev tools when it is missing or older than pyproject.toml.
+# Arguments go to pytest, e.g. ./scripts/test.sh -k layering
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stamp=.venv/.raftkv-dev-installed
+if [[ ! -x .venv/bin/python || ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+    echo "test.sh: installing raftkv[dev] into .venv" >&2
+    "${PYTHON:-python3}" -m venv .venv
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi
+
+lint_paths=(src tests)
+[[ -d bench ]] && lint_paths+=(bench)
+.venv/bin/ruff check "${lint_paths[@]}"
+.venv/bin/mypy --strict src/raftkv/raft src/raftkv/cli.py
+
+status=0
+.venv/bin/pytest -n 2 "$@" || status=$?
+if ((status == 5)); then
+    echo "test.sh: pytest collected no tests" >&2
+fi
+exit "$status"
