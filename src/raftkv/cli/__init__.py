@@ -21,8 +21,22 @@ EXIT_USAGE = 2
 
 # subcommand -> (the module whose ``main(argv: list[str]) -> int`` runs it, one line of help)
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "cluster": ("raftkv.cli.cluster", "run a local 3-node cluster (raftkv cluster --help)"),
+    "serve": ("raftkv.cli.serve", "run one member, with etcd's flags (raftkv serve --help)"),
     "sim": ("raftkv.sim.cli", "run the deterministic simulator (raftkv sim --help)"),
     "wal": ("raftkv.storage.tools", "check a write-ahead log: raftkv wal {inspect,verify} DIR"),
+}
+
+# Client commands with etcdctl's shapes; ``raftkv.cli.ctl.main`` gets the command name too.
+_CTL_COMMANDS: dict[str, str] = {
+    "put": "write a key",
+    "get": "read a key or a range",
+    "del": "delete a key or a range",
+    "watch": "watch a key or a range",
+    "txn": "run a transaction read from stdin",
+    "lease": "grant, revoke, keep-alive, timetolive, list",
+    "member": "member list",
+    "status": "the members' status (-w json|table)",
 }
 
 
@@ -45,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_) in _COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
+    for name, help_ in _CTL_COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
     return parser
 
 
@@ -58,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(_COMMANDS[args[0]][0])
         code: int = module.main(args[1:])
         return code
+    if args and args[0] in _CTL_COMMANDS:
+        ctl = importlib.import_module("raftkv.cli.ctl")
+        ctl_code: int = ctl.main(args)
+        return ctl_code
     try:
         # Only --help, --version and mistakes get here; the first two exit the parse.
         ns = _parser().parse_args(args)

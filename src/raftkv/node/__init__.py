@@ -1,0 +1,18 @@
+"""raftkv.node: the asyncio host that runs a Raft member and drives a state machine."""
+
+from raftkv.node.errors import NodeError, NodeStopped, NotLeaderError, StorageFailed
+from raftkv.node.node import Node, NodeConfig, Transport
+from raftkv.node.statemachine import StateMachine
+from raftkv.raft.types import Role  # the role passed to on_soft_state callbacks
+
+__all__ = [
+    "Node",
+    "NodeConfig",
+    "NodeError",
+    "NodeStopped",
+    "NotLeaderError",
+    "Role",
+    "StateMachine",
+    "StorageFailed",
+    "Transport",
+]

@@ -1,0 +1,319 @@
+"""``KVService``: the one place where requests meet the node — every front door (the native
+protocol, HTTP, etcd's gRPC and JSON gateway) translates to these calls and back.
+
+Writes are proposed through the log and answered once applied on this member (any member
+accepts writes; a follower forwards to the leader in the core's batched ``Propose``). Reads are
+linearizable by default (ReadIndex, thesis §6.4) or served locally when ``serializable``. Leases
+expire on the leader only, which proposes the revocation through the log; a new leader extends
+every lease by an election timeout first, as etcd's lessor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from raftkv.kv import (
+    CompactionRequest,
+    CompactionResponse,
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    ExpireSessionsRequest,
+    KVError,
+    KVStateMachine,
+    LeaseCheckpoint,
+    LeaseCheckpointRequest,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseNotFound,
+    LeaseRevokeRequest,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
+    NoLeader,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    ResponseHeader,
+    TxnRequest,
+    TxnResponse,
+    WatchFilter,
+    WatchResponse,
+    check_request_size,
+    encode_command,
+)
+from raftkv.kv.types import Command
+from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
+
+log = logging.getLogger("raftkv.server")
+
+
+class RequestTimeout(KVError):
+    """etcd's ErrTimeout: the request was not applied in time (it may still be)."""
+
+    message = "etcdserver: request timed out"
+    code = "UNAVAILABLE"
+
+
+class ServerStopped(KVError):
+    message = "etcdserver: server stopped"
+    code = "UNAVAILABLE"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Member:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...] = ()
+    client_urls: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True)
+class ServiceConfig:
+    cluster_id: int
+    members: list[Member] = field(default_factory=list)
+    request_timeout: float = 7.0
+    max_request_bytes: int = 1536 * 1024
+    lease_check_interval: float = 0.5
+    session_timeout_ms: int = 10 * 60 * 1000
+    session_expiry_interval: float = 60.0
+
+
+Response = (
+    RangeResponse
+    | PutResponse
+    | DeleteRangeResponse
+    | TxnResponse
+    | CompactionResponse
+    | LeaseGrantResponse
+    | LeaseRevokeResponse
+)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class KVService:
+    """Args:
+    node: the running member.
+    sm: the KV state machine the node applies to.
+    config: cluster identity, members and limits.
+    """
+
+    def __init__(self, node: Node, sm: KVStateMachine, config: ServiceConfig) -> None:
+        self.node = node
+        self.sm = sm
+        self.config = config
+        self.member_id = node.id
+        self._tasks: list[asyncio.Task[None]] = []
+        self._leader_since = 0.0
+        node.on_soft_state.append(self._on_soft_state)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="raftkv-leases"))
+        self._tasks.append(asyncio.create_task(self._session_loop(), name="raftkv-sessions"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    def _on_soft_state(self, lead: int, role: Role, term: int) -> None:
+        if role is Role.LEADER:
+            # etcd's lessor.Promote: every lease gets at least an election timeout to be renewed
+            # at the new leader.
+            extend = self.node.config.election_tick * self.node.config.tick_ms * 2
+            self.sm.promote(extend, _now_ms())
+            self._leader_since = time.monotonic()
+        else:
+            self.sm.demote()
+
+    # -- headers --------------------------------------------------------------------------------
+
+    def header(self, revision: int | None = None) -> ResponseHeader:
+        return ResponseHeader(
+            cluster_id=self.config.cluster_id,
+            member_id=self.member_id,
+            revision=self.sm.revision if revision is None else revision,
+            raft_term=self.node.raw.status().term,
+        )
+
+    def _stamp(self, resp: msgspec.Struct) -> msgspec.Struct:
+        h = getattr(resp, "header", None)
+        if h is None:
+            return resp
+        return msgspec.structs.replace(resp, header=self.header(h.revision))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> object:
+        """Propose one command; returns its response (header stamped) or raises its KVError."""
+        data = encode_command(cmd, client_id, seq, _now_ms())
+        check_request_size(data, self.config.max_request_bytes)
+        try:
+            result = await asyncio.wait_for(
+                self.node.propose(data), self.config.request_timeout
+            )
+        except NotLeaderError as e:
+            raise NoLeader() from e
+        except TimeoutError as e:
+            raise RequestTimeout() from e
+        except (NodeStopped, StorageFailed) as e:
+            raise ServerStopped() from e
+        if isinstance(result, KVError):
+            raise result
+        if isinstance(result, msgspec.Struct):
+            return self._stamp(result)
+        return result
+
+    async def put(self, req: PutRequest, client_id: int = 0, seq: int = 0) -> PutResponse:
+        resp = await self.propose(req, client_id, seq)
+        assert isinstance(resp, PutResponse)
+        return resp
+
+    async def delete_range(
+        self, req: DeleteRangeRequest, client_id: int = 0, seq: int = 0
+    ) -> DeleteRangeResponse:
+        resp = await self.propose(req, client_id, seq)
+        assert isinstance(resp, DeleteRangeResponse)
+        return resp
+
+    async def txn(self, req: TxnRequest, client_id: int = 0, seq: int = 0) -> TxnResponse:
+        # A read-only txn goes through the log too (it adds no revision): simple and
+        # linearizable; serving it from ReadIndex is an optimisation for later.
+        out = await self.propose(req, client_id, seq)
+        assert isinstance(out, TxnResponse)
+        return out
+
+    async def compact(self, req: CompactionRequest) -> CompactionResponse:
+        resp = await self.propose(req)
+        assert isinstance(resp, CompactionResponse)
+        return resp
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def _linearize(self) -> None:
+        try:
+            await asyncio.wait_for(self.node.read_index(), self.config.request_timeout)
+        except NotLeaderError as e:
+            raise NoLeader() from e
+        except TimeoutError as e:
+            raise RequestTimeout() from e
+        except (NodeStopped, StorageFailed) as e:
+            raise ServerStopped() from e
+
+    async def range(self, req: RangeRequest) -> RangeResponse:
+        if not req.serializable:
+            await self._linearize()
+        resp = self.sm.read(req)
+        return self._stamp(resp)  # type: ignore[return-value]
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def lease_grant(self, req: LeaseGrantRequest) -> LeaseGrantResponse:
+        resp = await self.propose(req)
+        assert isinstance(resp, LeaseGrantResponse)
+        return resp
+
+    async def lease_revoke(self, req: LeaseRevokeRequest) -> LeaseRevokeResponse:
+        resp = await self.propose(req)
+        assert isinstance(resp, LeaseRevokeResponse)
+        return resp
+
+    async def lease_keepalive(self, lease_id: int) -> LeaseKeepAliveResponse:
+        """Renew a lease. The leader renews in its lessor; any other member replicates a
+        checkpoint with the full TTL, which renews it on every member (leader included)."""
+        if self.node.is_leader():
+            resp = self.sm.renew(lease_id, _now_ms())
+            return self._stamp(resp)  # type: ignore[return-value]
+        ttl = self.sm.lease_time_to_live(lease_id, False, _now_ms())
+        if ttl.ttl <= 0 and ttl.granted_ttl <= 0:
+            raise LeaseNotFound()
+        await self.propose(
+            LeaseCheckpointRequest(checkpoints=(LeaseCheckpoint(lease_id, ttl.granted_ttl),))
+        )
+        return LeaseKeepAliveResponse(self.header(), lease_id, ttl.granted_ttl)
+
+    async def lease_time_to_live(self, lease_id: int, keys: bool) -> LeaseTimeToLiveResponse:
+        await self._linearize()
+        resp = self.sm.lease_time_to_live(lease_id, keys, _now_ms())
+        return self._stamp(resp)  # type: ignore[return-value]
+
+    async def lease_leases(self) -> LeaseLeasesResponse:
+        await self._linearize()
+        return self._stamp(self.sm.lease_leases())  # type: ignore[return-value]
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_check_interval)
+            if not self.node.is_leader():
+                continue
+            for lease_id in self.sm.expired(_now_ms()):
+                with contextlib.suppress(KVError):
+                    await self.propose(LeaseRevokeRequest(id=lease_id))
+
+    async def _session_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.session_expiry_interval)
+            if self.node.is_leader():
+                with contextlib.suppress(KVError):
+                    await self.propose(
+                        ExpireSessionsRequest(
+                            now_ms=_now_ms(), timeout_ms=self.config.session_timeout_ms
+                        )
+                    )
+
+    # -- watches --------------------------------------------------------------------------------
+
+    def watch_create(
+        self,
+        key: bytes,
+        range_end: bytes,
+        start_revision: int,
+        prev_kv: bool,
+        filters: tuple[WatchFilter, ...],
+        send: Callable[[WatchResponse], None],
+    ) -> int:
+        """Start a watch whose responses (the first one ``created``) go to ``send``."""
+        wid, first = self.sm.hub.create(
+            key, range_end, start_revision, prev_kv, filters, callback=lambda r: send(
+                self._stamp(r)  # type: ignore[arg-type]
+            )
+        )
+        for r in first:
+            send(self._stamp(r))  # type: ignore[arg-type]
+        return wid
+
+    def watch_cancel(self, watch_id: int) -> WatchResponse | None:
+        r = self.sm.hub.cancel(watch_id)
+        return None if r is None else self._stamp(r)  # type: ignore[return-value]
+
+    def watch_progress(self, watch_id: int) -> WatchResponse | None:
+        r = self.sm.hub.progress(watch_id)
+        return None if r is None else self._stamp(r)  # type: ignore[return-value]
+
+    # -- cluster --------------------------------------------------------------------------------
+
+    def members(self) -> list[Member]:
+        return list(self.config.members)
+
+    def status(self) -> dict[str, object]:
+        d = self.node.status()
+        d["cluster_id"] = self.config.cluster_id
+        d["revision"] = self.sm.revision
+        d["compact_revision"] = self.sm.compact_revision
+        return d
+

@@ -1,0 +1,190 @@
+"""The asyncio host: three Nodes over the in-memory transport, with MemoryStorage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from raftkv.node import Node, NodeConfig, NotLeaderError
+from raftkv.raft import ConfState, Entry, MemoryStorage
+from raftkv.transport.memory import MemoryNetwork, MemoryTransport
+
+
+class Counter:
+    """A user's state machine: named counters."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+
+    def apply(self, entries: list[Entry]) -> list[object]:
+        out: list[object] = []
+        for e in entries:
+            if not e.data:
+                out.append(None)
+                continue
+            name = e.data.decode()
+            self.values[name] = self.values.get(name, 0) + 1
+            out.append(self.values[name])
+        return out
+
+    def snapshot(self) -> bytes:
+        return json.dumps(self.values, sort_keys=True).encode()
+
+    def restore(self, data: bytes) -> None:
+        self.values = json.loads(data) if data else {}
+
+
+class Cluster:
+    def __init__(self, n: int = 3, **cfg: int) -> None:
+        self.ids = list(range(1, n + 1))
+        self.net = MemoryNetwork()
+        self.storage = {i: MemoryStorage(ConfState(voters=tuple(self.ids))) for i in self.ids}
+        self.sms: dict[int, Counter] = {}
+        self.nodes: dict[int, Node] = {}
+        self.transports: dict[int, MemoryTransport] = {}
+        self.cfg = cfg
+
+    async def start(self, i: int) -> None:
+        self.sms[i] = Counter()
+        t = MemoryTransport(
+            i,
+            self.net,
+            [p for p in self.ids if p != i],
+            on_message=lambda m: self.nodes[i].receive(m),
+            report_unreachable=lambda p: self.nodes[i].report_unreachable(p),
+            on_snapshot_status=lambda p, ok: self.nodes[i].report_snapshot(p, ok),
+        )
+        self.transports[i] = t
+        self.nodes[i] = Node(
+            NodeConfig(id=i, tick_ms=2, seed=i, **self.cfg), self.storage[i], t, self.sms[i]
+        )
+        await t.start()
+        await self.nodes[i].start()
+
+    async def start_all(self) -> None:
+        for i in self.ids:
+            await self.start(i)
+
+    async def stop(self, i: int, transfer: bool = False) -> None:
+        await self.nodes[i].stop(transfer=transfer)
+        await self.transports[i].stop()
+
+    async def stop_all(self) -> None:
+        for i in self.ids:
+            if not self.nodes[i].done.is_set():
+                await self.stop(i)
+
+    def leader(self) -> int | None:
+        for i, n in self.nodes.items():
+            if not n.done.is_set() and n.is_leader():
+                return i
+        return None
+
+
+async def until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def loop() -> None:
+        while not pred():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+def run(coro: Callable[[Cluster], Awaitable[None]], **cfg: int) -> None:
+    async def main() -> None:
+        c = Cluster(**cfg)
+        await c.start_all()
+        try:
+            await coro(c)
+        finally:
+            await c.stop_all()
+
+    asyncio.run(main())
+
+
+def test_elects_a_leader_and_applies_proposals_everywhere() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        results = await asyncio.gather(*(c.nodes[lead].propose(b"x") for _ in range(50)))
+        assert sorted(results) == list(range(1, 51))  # type: ignore[type-var]
+        await until(lambda: all(c.sms[i].values.get("x") == 50 for i in c.ids))
+
+    run(body)
+
+
+def test_a_follower_forwards_proposals_and_gets_its_result() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        follower = next(i for i in c.ids if i != c.leader())
+        await until(lambda: c.nodes[follower].leader() != 0)
+        assert await c.nodes[follower].propose(b"f") == 1
+        assert await c.nodes[follower].propose(b"f") == 2
+
+    run(body)
+
+
+def test_linearizable_read_waits_for_apply() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        await c.nodes[lead].propose(b"r")
+        for i in c.ids:
+            await until(lambda i=i: c.nodes[i].leader() != 0)  # type: ignore[misc]
+            index = await c.nodes[i].read_index()
+            assert c.nodes[i].applied >= index
+            assert c.sms[i].values["r"] == 1
+
+    run(body)
+
+
+def test_proposals_without_a_leader_fail_fast() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        for i in c.ids:
+            if i != lead:
+                await c.stop(i)
+        # The lone leader steps down (CheckQuorum); with no leader, proposals are refused.
+        await until(lambda: not c.nodes[lead].is_leader())
+        await until(lambda: c.nodes[lead].leader() == 0)
+        with pytest.raises(NotLeaderError):
+            await c.nodes[lead].propose(b"y")
+
+    run(body)
+
+
+def test_stop_transfers_leadership() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        await c.nodes[lead].propose(b"t")
+        await c.stop(lead, transfer=True)
+        new = c.leader()
+        assert new is not None and new != lead
+        assert await c.nodes[new].propose(b"t") == 2
+
+    run(body)
+
+
+def test_a_restarted_follower_catches_up_through_a_snapshot() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        lag = next(i for i in c.ids if i != lead)
+        await c.stop(lag)
+        for _ in range(6):
+            await asyncio.gather(*(c.nodes[lead].propose(b"s") for _ in range(20)))
+        assert c.storage[lead].first_index() > 1  # the leader compacted its log
+        await c.start(lag)
+        await until(lambda: c.sms[lag].values.get("s") == 120)
+        assert c.nodes[lag].snapshot_index > 0
+
+    run(body, snapshot_count=50, snapshot_keep=10)
