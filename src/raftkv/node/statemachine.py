@@ -8,13 +8,14 @@ incarnation (after a restart, from the latest snapshot on).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Protocol
 
 from raftkv.raft.types import Entry
 
 
 class StateMachine(Protocol):
-    def apply(self, entries: list[Entry]) -> list[object]:
+    def apply(self, entries: list[Entry]) -> Sequence[object]:
         """Apply committed entries in order; return one result per entry (None for no-ops).
 
         ``entry.data`` is exactly what was proposed; empty data is a leader's no-op.

@@ -51,21 +51,10 @@ from raftkv.kv import (
     encode_command,
 )
 from raftkv.kv.types import Command
+from raftkv.kv.wire import RequestTimeout, ServerStopped
 from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
 
 log = logging.getLogger("raftkv.server")
-
-
-class RequestTimeout(KVError):
-    """etcd's ErrTimeout: the request was not applied in time (it may still be)."""
-
-    message = "etcdserver: request timed out"
-    code = "UNAVAILABLE"
-
-
-class ServerStopped(KVError):
-    message = "etcdserver: server stopped"
-    code = "UNAVAILABLE"
 
 
 @dataclass(frozen=True, kw_only=True)
