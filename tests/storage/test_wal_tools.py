@@ -1,0 +1,88 @@
+"""``wal inspect`` / ``wal verify`` through ``raftkv.storage.tools.main``: read-only, exit codes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from storage_helpers import SEGMENT, fingerprint, flip_bit
+
+from raftkv.raft.types import ConfState, Entry, HardState
+from raftkv.storage import DiskStorage
+from raftkv.storage.tools import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def data_dir(tmp_path: Any) -> str:
+    path = str(tmp_path / "data")
+    with DiskStorage(path, segment_size=SEGMENT) as disk:
+        for i in range(1, 121):
+            disk.save(HardState(2, 3, i - 1), [Entry(2, i, b"v" * 60)])
+        disk.create_snapshot(100, ConfState(voters=(1, 2, 3)), b"state machine")
+        disk.compact(90)
+    return path
+
+
+def test_inspect_shows_segments_ranges_hard_state_and_snapshots(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = fingerprint(data_dir)
+    code, out, err = run(["inspect", data_dir], capsys)
+    assert code == 0 and err == ""
+    assert "segments: " in out and ".wal  seq=" in out and "index=" in out and "term=2..2" in out
+    assert "hard state: term=2 vote=3 commit=119" in out
+    assert "log: first_index=91 last_index=120 entries=30" in out
+    assert "snapshot mark: index=100 term=2" in out
+    assert "index=100 term=2  valid voters=[1, 2, 3] data=13 bytes" in out
+    assert fingerprint(data_dir) == before
+
+
+def test_verify_says_ok(data_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["verify", data_dir], capsys) == (0, "ok\n", "")
+    assert run(["verify", os.path.join(data_dir, "wal")], capsys) == (0, "ok\n", "")
+
+
+def test_the_tools_read_a_dir_that_is_open(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with DiskStorage(data_dir, segment_size=SEGMENT):
+        assert run(["verify", data_dir], capsys)[0] == 0
+
+
+def test_verify_reports_corruption_with_file_and_offset(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waldir = os.path.join(data_dir, "wal")
+    sealed = os.path.join(waldir, sorted(os.listdir(waldir))[0])
+    flip_bit(sealed, 200, 3)
+    for command in ("verify", "inspect"):
+        code, out, err = run([command, data_dir], capsys)
+        assert code == 1 and out == ""
+        assert err.startswith(f"error: corrupt data in {sealed} at byte ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["verify"], ["check", "x"], ["verify", "/nonexistent/raftkv-dir"], ["inspect", "a", "b"]],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_a_dir_without_a_wal_is_a_usage_error(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["verify", str(tmp_path)], capsys)
+    assert code == 2 and "holds no WAL" in err
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--help"], capsys) == (0, "usage: wal {inspect,verify} DIR\n", "")
