@@ -16,7 +16,7 @@ fi
 lint_paths=(src tests)
 [[ -d bench ]] && lint_paths+=(bench)
 .venv/bin/ruff check "${lint_paths[@]}"
-.venv/bin/mypy --strict src/raftkv/raft src/raftkv/cli.py
+.venv/bin/mypy --strict src/raftkv
 
 status=0
 .venv/bin/pytest -n 2 "$@" || status=$?

@@ -1,11 +1,13 @@
 """raftkv.node: the asyncio host that runs a Raft member and drives a state machine."""
 
 from raftkv.node.errors import NodeError, NodeStopped, NotLeaderError, StorageFailed
-from raftkv.node.node import Node, NodeConfig, Transport
+from raftkv.node.node import AsyncHostStorage, Node, NodeConfig, Transport
+from raftkv.node.replica import start_replica
 from raftkv.node.statemachine import StateMachine
 from raftkv.raft.types import Role  # the role passed to on_soft_state callbacks
 
 __all__ = [
+    "AsyncHostStorage",
     "Node",
     "NodeConfig",
     "NodeError",
@@ -15,4 +17,5 @@ __all__ = [
     "StateMachine",
     "StorageFailed",
     "Transport",
+    "start_replica",
 ]

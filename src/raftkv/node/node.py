@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,10 +26,23 @@ from raftkv.node.statemachine import StateMachine, unwrap, wrap
 from raftkv.raft import Config, ProposalDropped, RaftError, RawNode, Role
 from raftkv.raft.host import Apply, Persist, Send, plan
 from raftkv.raft.messages import Message
-from raftkv.raft.storage import HostStorage
+from raftkv.raft.storage import HostStorage, Storage
 from raftkv.raft.types import ConfState, Entry, HardState, ReadState, Snapshot
 
 log = logging.getLogger("raftkv.node")
+
+
+class AsyncHostStorage(Storage, Protocol):
+    """A storage whose writes are awaitable (``raftkv.storage.AsyncDiskStorage``): the disk
+    half runs in its own thread, the in-memory half on the event loop."""
+
+    async def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None: ...
+
+    async def apply_snapshot(self, snap: Snapshot) -> None: ...
+
+    async def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot: ...
+
+    async def compact(self, index: int) -> None: ...
 
 
 class Transport(Protocol):
@@ -69,8 +82,9 @@ class Node:
 
     Args:
         config: see ``NodeConfig``.
-        storage: the member's persisted log (``DiskStorage`` or ``MemoryStorage``); bootstrapped
-            with the cluster's ``ConfState`` before the first start.
+        storage: the member's persisted log: ``AsyncDiskStorage`` (writes awaited, the loop
+            never blocks) or a synchronous ``HostStorage`` such as ``MemoryStorage`` (called
+            inline); bootstrapped with the cluster's ``ConfState`` before the first start.
         transport: where outgoing messages go; incoming ones are handed to ``receive``.
         state_machine: what committed entries are applied to.
     """
@@ -78,13 +92,14 @@ class Node:
     def __init__(
         self,
         config: NodeConfig,
-        storage: HostStorage,
+        storage: HostStorage | AsyncHostStorage,
         transport: Transport,
         state_machine: StateMachine,
     ) -> None:
         self.config = config
         self.id = config.id
         self.storage = storage
+        self._async_storage = inspect.iscoroutinefunction(storage.save)
         self.transport = transport
         self.sm = state_machine
         snap = storage.snapshot()
@@ -119,7 +134,7 @@ class Node:
         self._read_ready: list[tuple[int, list[asyncio.Future[int]]]] = []
         self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raftkv-io-{self.id}")
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -147,10 +162,13 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._fail_all(NodeStopped("the node is stopping"))
-        self._io.shutdown(wait=True)
         close = getattr(self.storage, "close", None)
         if callable(close):
-            close()
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+        for cb in self.on_stop:
+            await cb()
         self.done.set()
 
     async def _transfer_away(self, timeout: float) -> None:
@@ -300,11 +318,8 @@ class Node:
                 case Send(messages):
                     self.transport.send(messages)
                 case Persist(snapshot, hard_state, entries):
-                    loop = asyncio.get_running_loop()
                     try:
-                        await loop.run_in_executor(
-                            self._io, self._persist, snapshot, hard_state, entries
-                        )
+                        await self._persist(snapshot, hard_state, entries)
                     except Exception as e:
                         raise StorageFailed(f"storage write failed: {e}") from e
                 case Apply(snapshot, entries):
@@ -312,16 +327,21 @@ class Node:
         self._handle_read_states(rd.read_states)
         self.raw.advance(rd)
         self._release_reads()
-        self._maybe_snapshot()
+        await self._maybe_snapshot()
 
-    def _persist(
+    async def _persist(
         self, snap: Snapshot | None, hs: HardState | None, entries: tuple[Entry, ...]
     ) -> None:
-        # Runs in the I/O thread. The core reads storage only below its unstable offset, which
-        # this write does not touch (it appends or replaces the suffix the Ready carries).
+        # While this awaits an fsync, the loop keeps stepping messages and taking proposals:
+        # they form the next Ready (group commit).
+        st = self.storage
         if snap is not None:
-            self.storage.apply_snapshot(snap)
-        self.storage.save(hs, entries)
+            r = st.apply_snapshot(snap)
+            if inspect.isawaitable(r):
+                await r
+        r = st.save(hs, entries)
+        if inspect.isawaitable(r):
+            await r
 
     def _apply(self, snap: Snapshot | None, entries: tuple[Entry, ...]) -> None:
         if snap is not None:
@@ -349,17 +369,21 @@ class Node:
         for cb in self.on_apply:
             cb(plain)
 
-    def _maybe_snapshot(self) -> None:
+    async def _maybe_snapshot(self) -> None:
         if self.applied - self.snapshot_index < self.config.snapshot_count:
             return
         index = self.applied
         data = self.sm.snapshot()
         conf = self.raw.status().voters
-        self.storage.create_snapshot(index, ConfState(voters=conf), data)
+        r = self.storage.create_snapshot(index, ConfState(voters=conf), data)
+        if inspect.isawaitable(r):
+            await r
         self.snapshot_index = index
         compact_to = index - self.config.snapshot_keep
         if compact_to > self.storage.first_index():
-            self.storage.compact(compact_to)
+            r2 = self.storage.compact(compact_to)
+            if inspect.isawaitable(r2):
+                await r2
         log.info("node %d: snapshot at %d, log compacted to %d", self.id, index, compact_to)
 
     # -- batching -------------------------------------------------------------------------------
