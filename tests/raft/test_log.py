@@ -98,3 +98,14 @@ def test_next_committed_entries() -> None:
     assert [e.index for e in log.next_committed_entries(1 << 20)] == [1, 2]
     log.applied_to(2)
     assert not log.has_next_committed_entries()
+
+
+def test_memory_storage_save_with_a_gap_changes_nothing() -> None:
+    from raftkv.raft import HardState
+
+    st = MemoryStorage(ConfState(voters=(1,)))
+    st.save(HardState(term=1, vote=1, commit=0), ents((1, 1)))
+    with pytest.raises(RaftError):
+        st.save(HardState(term=2, vote=2, commit=1), ents((5, 2)))
+    assert st.hard_state() == HardState(term=1, vote=1, commit=0)
+    assert st.last_index() == 1

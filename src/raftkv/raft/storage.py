@@ -154,11 +154,12 @@ class MemoryStorage:
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
         """Persist a Ready's hard state and entries. Entries that conflict with the log's suffix
-        replace it (Raft §5.3: a follower's conflicting entries are overwritten)."""
-        if hard_state is not None:
-            self._hard_state = hard_state
+        replace it (Raft §5.3: a follower's conflicting entries are overwritten). Entries already
+        compacted away are skipped. A save that would leave a gap changes nothing."""
         if entries:
             self.append(entries)
+        if hard_state is not None:
+            self._hard_state = hard_state
 
     def append(self, entries: Sequence[Entry]) -> None:
         if not entries:
