@@ -8,6 +8,7 @@ README's code example runs as written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -87,10 +88,8 @@ def test_the_main_command_runs_a_cluster_that_the_cli_reaches(tmp_path: Path) ->
             proc.kill()
             proc.wait()
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def test_ci_runs_the_test_command() -> None:

@@ -188,3 +188,28 @@ def test_a_failed_fsync_is_fatal(tmp_path: Any, seed: int, lose_unsynced: bool) 
         disk.save(None, [Entry(99, disk.last_index() + 1)])
     fs.crash(lose_unsynced=lose_unsynced)
     assert_recovered(str(tmp_path), ops, acked, fs)
+
+
+def test_a_commit_index_alone_is_written_without_an_fsync_and_may_be_lost(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """etcd's MustSync rule: entries, term and vote are synced; a commit-only change is not,
+    and after power loss the store reopens with the last synced state (the commit index is
+    relearned from the leader)."""
+    from raftkv.raft.types import ConfState, Entry, HardState
+    from raftkv.storage import DiskStorage, FaultyFileSystem, OSFileSystem
+
+    fs = FaultyFileSystem(OSFileSystem())
+    st = DiskStorage(tmp_path / "d", conf_state=ConfState(voters=(1,)), fs=fs, segment_size=1 << 16)
+    st.save(HardState(term=1, vote=1, commit=0), [Entry(term=1, index=1, data=b"a")])
+    synced = st.fsyncs
+    st.save(HardState(term=1, vote=1, commit=1), [])
+    assert st.fsyncs == synced  # no fsync for the commit index alone
+    st.save(HardState(term=2, vote=0, commit=1), [])
+    assert st.fsyncs == synced + 1  # a new term is synced
+    st.save(HardState(term=2, vote=0, commit=1), [Entry(term=2, index=2, data=b"b")])
+    st.save(HardState(term=2, vote=0, commit=2), [])
+    fs.crash(lose_unsynced=True)
+    st2 = DiskStorage(tmp_path / "d", conf_state=ConfState(voters=(1,)))
+    hs, _ = st2.initial_state()
+    assert (hs.term, hs.vote, hs.commit) == (2, 0, 1)  # the unsynced commit=2 was lost
+    assert st2.last_index() == 2
+    st2.close()

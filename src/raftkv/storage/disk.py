@@ -267,6 +267,13 @@ class DiskStorage:
                 hs = hard_state
             steps.append((hard_state, ents))
         changed = hs if hs != self._hard_state else None
+        # etcd's MustSync rule: entries, a new term or a new vote must be durable before
+        # anything acknowledges them (thesis §3.8); a commit index alone need not be (it is
+        # relearned from the leader), so it is written without its own fsync.
+        must_sync = any(runs[-1]) or len(runs) > 1 or (
+            changed is not None
+            and (changed.term != self._hard_state.term or changed.vote != self._hard_state.vote)
+        )
         parts = [_encode_run(None, run) for run in runs[:-1]]
         if runs[-1] or changed is not None:
             parts.append(_encode_run(changed, runs[-1]))
@@ -279,7 +286,8 @@ class DiskStorage:
 
         if not parts:
             return PlannedWrite(_noop, apply)
-        return PlannedWrite(self._wal_io(parts[0] if len(parts) == 1 else b"".join(parts)), apply)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return PlannedWrite(self._wal_io(data, sync=must_sync), apply)
 
     def plan_apply_snapshot(self, snap: Snapshot) -> PlannedWrite:
         self._check_writable()
@@ -355,7 +363,7 @@ class DiskStorage:
     def _segment_state(self) -> SegmentState:
         return SegmentState(self._hard_state, self._log.base, self._mark)
 
-    def _wal_io(self, data: Buffer) -> Callable[[], None]:
+    def _wal_io(self, data: Buffer, sync: bool = True) -> Callable[[], None]:
         """The disk half of a WAL write, with the state a new segment would start from."""
         state = self._segment_state()
         next_index = self._log.last_index() + 1
@@ -364,7 +372,7 @@ class DiskStorage:
             self._check_writable()
             assert self._wal is not None
             try:
-                self._wal.write(data, state, next_index)
+                self._wal.write(data, state, next_index, sync)
             except StorageFatal as e:
                 self._failed = e
                 raise

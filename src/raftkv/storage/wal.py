@@ -98,6 +98,7 @@ class WalWriter:
         self._file: File | None = fs.open(segments[-1].path)
         self._fresh = -1  # the tail of a segment that holds no record but its STATE
         self.syncs = 0
+        self._dirty = False
 
     @classmethod
     def create(
@@ -115,13 +116,15 @@ class WalWriter:
         writer._fresh = tail
         return writer
 
-    def write(self, data: Buffer, state: SegmentState, next_index: int) -> None:
+    def write(self, data: Buffer, state: SegmentState, next_index: int, sync: bool = True) -> None:
         """Append ``data`` (framed records) and fsync; roll over first if it would not fit.
 
         Args:
             data: one or more framed records.
             state: the state before ``data``, for the STATE record of a new segment.
             next_index: the log's last index + 1 before ``data``, for a new segment's name.
+            sync: False for a record nothing waits on (a commit index alone): it becomes
+                durable with the next synced write, or is cut off as a torn tail after a crash.
 
         Raises:
             StorageFatal: the write, fsync or segment creation failed.
@@ -137,9 +140,13 @@ class WalWriter:
                 self._zero_ahead(self._file, end, len(data))
         except OSError as e:
             raise fatal(f"write to {self._file.path}", e) from e
-        self._sync(self._file)
         self._tail = end
-        self.syncs += 1
+        if sync:
+            self._sync(self._file)
+            self.syncs += 1
+            self._dirty = False
+        else:
+            self._dirty = True
 
     def _zero_ahead(self, f: File, end: int, size: int) -> None:
         """Write zeros over the next ``ZERO_AHEAD`` bytes past ``end`` (fsynced with the data).
@@ -170,6 +177,9 @@ class WalWriter:
         except OSError as e:
             raise fatal(f"creating WAL segment {last.seq + 1} in {self._dir}", e) from e
         assert self._file is not None
+        if self._dirty:  # a sealed segment is whole: a torn record there would be corruption
+            self._sync(self._file)
+            self._dirty = False
         self._file.close()
         self._file = f
         self._tail = self._fresh = self._zeroed = tail
