@@ -183,3 +183,39 @@ def test_transfer_leader_requires_a_leader_and_a_voter() -> None:
     net.heal()
     net.tick_all(6)
     assert net.leader() == 3
+
+
+def test_plan_applies_already_durable_entries_before_the_persist() -> None:
+    net = Net(3)
+    net.campaign(1)
+    net.cut(1, 2)
+    net.propose(1, b"a")  # committed by 1 and 3; node 2 never saw it
+    follower = net.nodes[2]
+    # One AppendEntries brings node 2 entry 2 (persisted, not yet known committed); the next
+    # carries entry 3 and commit 3: entry 2 is applied before the persist, entry 3 after.
+    follower.step(
+        AppendEntries(
+            to=2, frm=1, term=1, log_term=1, index=1, entries=(Entry(term=1, index=2, data=b"a"),)
+        )
+    )
+    rd = follower.ready()
+    net.storage[2].save(rd.hard_state, rd.entries)
+    follower.advance(rd)
+    follower.step(
+        AppendEntries(
+            to=2,
+            frm=1,
+            term=1,
+            log_term=1,
+            index=2,
+            entries=(Entry(term=1, index=3, data=b"b"),),
+            commit=3,
+        )
+    )
+    rd = follower.ready()
+    steps = plan(rd)
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds == ["Apply", "Persist", "Send", "Apply"], kinds
+    early, late = steps[0], steps[3]
+    assert isinstance(early, Apply) and [e.index for e in early.entries] == [2]
+    assert isinstance(late, Apply) and [e.index for e in late.entries] == [3]

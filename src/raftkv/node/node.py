@@ -32,11 +32,21 @@ from raftkv.raft.types import ConfState, Entry, HardState, ReadState, Snapshot
 log = logging.getLogger("raftkv.node")
 
 
+class _Done:
+    """An awaitable that is already complete (a synchronous storage's write)."""
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return iter(())
+
+
+_DONE = _Done()
+
+
 class AsyncHostStorage(Storage, Protocol):
     """A storage whose writes are awaitable (``raftkv.storage.AsyncDiskStorage``): the disk
     half runs in its own thread, the in-memory half on the event loop."""
 
-    async def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None: ...
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> Awaitable[None]: ...
 
     async def apply_snapshot(self, snap: Snapshot) -> None: ...
 
@@ -99,7 +109,6 @@ class Node:
         self.config = config
         self.id = config.id
         self.storage = storage
-        self._async_storage = inspect.iscoroutinefunction(storage.save)
         self.transport = transport
         self.sm = state_machine
         snap = storage.snapshot()
@@ -313,13 +322,29 @@ class Node:
                 cb(rd.soft_state.lead, rd.soft_state.role, st.term)
             if rd.soft_state.role is not Role.LEADER and rd.soft_state.lead == 0:
                 self._fail_reads(NotLeaderError("etcdserver: no leader"))
-        for step in plan(rd):
+        steps = plan(rd)
+        writing: Awaitable[None] | None = None
+        early_apply = any(
+            isinstance(a, Apply) and isinstance(b, Persist) for a, b in itertools.pairwise(steps)
+        )
+        if early_apply:
+            # plan() put an Apply of already-durable entries before the Persist: start the disk
+            # write first (one loop turn hands it to the I/O thread), apply during the fsync.
+            p = next(s for s in steps if isinstance(s, Persist))
+            try:
+                writing = self._start_persist(p.snapshot, p.hard_state, p.entries)
+            except Exception as e:
+                raise StorageFailed(f"storage write failed: {e}") from e
+            await asyncio.sleep(0)
+        for step in steps:
             match step:
                 case Send(messages):
                     self.transport.send(messages)
                 case Persist(snapshot, hard_state, entries):
                     try:
-                        await self._persist(snapshot, hard_state, entries)
+                        if writing is None:
+                            writing = self._start_persist(snapshot, hard_state, entries)
+                        await writing
                     except Exception as e:
                         raise StorageFailed(f"storage write failed: {e}") from e
                 case Apply(snapshot, entries):
@@ -329,19 +354,26 @@ class Node:
         self._release_reads()
         await self._maybe_snapshot()
 
-    async def _persist(
+    def _start_persist(
         self, snap: Snapshot | None, hs: HardState | None, entries: tuple[Entry, ...]
-    ) -> None:
-        # While this awaits an fsync, the loop keeps stepping messages and taking proposals:
-        # they form the next Ready (group commit).
-        st = self.storage
+    ) -> Awaitable[None]:
+        """Start the write; the result is awaited before anything acknowledges it. While it
+        awaits an fsync, the loop keeps stepping messages and taking proposals: they form the
+        next Ready (group commit)."""
         if snap is not None:
-            r = st.apply_snapshot(snap)
-            if inspect.isawaitable(r):
-                await r
-        r = st.save(hs, entries)
+            return self._persist_with_snapshot(snap, hs, entries)
+        r = self.storage.save(hs, entries)
+        return r if r is not None else _DONE
+
+    async def _persist_with_snapshot(
+        self, snap: Snapshot, hs: HardState | None, entries: tuple[Entry, ...]
+    ) -> None:
+        r = self.storage.apply_snapshot(snap)
         if inspect.isawaitable(r):
             await r
+        r2 = self.storage.save(hs, entries)
+        if r2 is not None:
+            await r2
 
     def _apply(self, snap: Snapshot | None, entries: tuple[Entry, ...]) -> None:
         if snap is not None:

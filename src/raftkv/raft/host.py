@@ -14,6 +14,11 @@ The order is the safety contract (thesis §3.8): a node's own appends may leave 
 parallel with its disk write (thesis §10.2.1), but votes and append responses acknowledge state
 that must already be durable, so they leave only after ``Persist``. A snapshot is installed before
 any later committed entry is applied.
+
+Committed entries that were already durable before this Ready come in an ``Apply`` *before*
+the ``Persist``: applying them does not wait for this Ready's fsync (a host may even run that
+``Apply`` while the fsync is in flight). Committed entries carried in this Ready's own
+``entries`` are applied only after the ``Persist``.
 """
 
 from __future__ import annotations
@@ -57,10 +62,24 @@ def plan(ready: Ready) -> tuple[Step, ...]:
     steps: list[Step] = []
     if ready.messages:
         steps.append(Send(tuple(ready.messages)))
+    committed = ready.committed_entries
+    if ready.snapshot is None and committed:
+        first_new = ready.entries[0].index if ready.entries else committed[-1].index + 1
+        n = _count_below(committed, first_new)
+        if n:
+            steps.append(Apply(None, tuple(committed[:n])))
+            committed = committed[n:]
     if ready.snapshot is not None or ready.hard_state is not None or ready.entries:
         steps.append(Persist(ready.snapshot, ready.hard_state, tuple(ready.entries)))
     if ready.messages_after_persist:
         steps.append(Send(tuple(ready.messages_after_persist)))
-    if ready.snapshot is not None or ready.committed_entries:
-        steps.append(Apply(ready.snapshot, tuple(ready.committed_entries)))
+    if ready.snapshot is not None or committed:
+        steps.append(Apply(ready.snapshot, tuple(committed)))
     return tuple(steps)
+
+
+def _count_below(entries: list[Entry], index: int) -> int:
+    """How many of ``entries`` (in index order) have an index below ``index``."""
+    if not entries or entries[0].index >= index:
+        return 0
+    return min(len(entries), index - entries[0].index)

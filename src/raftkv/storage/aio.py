@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -75,9 +75,13 @@ class AsyncDiskStorage:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    async def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
-        """``DiskStorage.save``, merged with concurrent saves into one fsync."""
-        await self._submit("save", hard_state, entries)
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> Awaitable[None]:
+        """``DiskStorage.save``, merged with concurrent saves into one fsync.
+
+        Queued at once (not when first awaited), so a host can start the write and do other
+        work while it runs; await the result to know it is durable.
+        """
+        return self._submit("save", hard_state, entries)
 
     async def apply_snapshot(self, snap: Snapshot) -> None:
         await self._submit("apply_snapshot", snap)
