@@ -13,6 +13,18 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || pyproject.toml -nt $stamp ]]; then
     touch "$stamp"
 fi
 
+# Tools some tests drive for real: Debian's etcd (etcdctl and etcd 3.4) and Chromium. Under
+# CI=true a failed install fails the run; elsewhere those tests skip with the reason.
+for ensure in scripts/ensure_deps.sh scripts/ensure_browser.sh; do
+    if [[ -x $ensure ]] && ! "$ensure"; then
+        if [[ ${CI:-} == true ]]; then
+            echo "test.sh: $ensure failed" >&2
+            exit 1
+        fi
+        echo "test.sh: $ensure failed; the tests that need it will skip" >&2
+    fi
+done
+
 lint_paths=(src tests)
 [[ -d bench ]] && lint_paths+=(bench)
 .venv/bin/ruff check "${lint_paths[@]}"

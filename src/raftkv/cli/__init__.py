@@ -22,6 +22,10 @@ EXIT_USAGE = 2
 # subcommand -> (the module whose ``main(argv: list[str]) -> int`` runs it, one line of help)
 _COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("raftkv.cli.cluster", "run a local 3-node cluster (raftkv cluster --help)"),
+    "dashboard": (
+        "raftkv.cli.dashboard",
+        "web dashboard: live cluster or trace replay (raftkv dashboard --help)",
+    ),
     "serve": ("raftkv.cli.serve", "run one member, with etcd's flags (raftkv serve --help)"),
     "sim": ("raftkv.sim.cli", "run the deterministic simulator (raftkv sim --help)"),
     "wal": ("raftkv.storage.tools", "check a write-ahead log: raftkv wal {inspect,verify} DIR"),

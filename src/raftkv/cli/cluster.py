@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="./raftkv-data", help="data dirs and logs go here")
     p.add_argument("--election-timeout", type=int, default=None, metavar="MS")
     p.add_argument("-n", "--members", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--dashboard-port", type=int, default=8080, metavar="PORT",
+        help="serve the web dashboard on 127.0.0.1:PORT (default 8080; 0: any free port)",
+    )  # fmt: skip
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     return p
 
 
@@ -64,6 +69,7 @@ def main(argv: Sequence[str]) -> int:
         args.data_dir, n=args.members, base_port=args.base_port,
         election_timeout_ms=args.election_timeout,
     )  # fmt: skip
+    dashboard = None
     try:
         resumed = os.path.isdir(cluster.members[0].data_dir)
         cluster.start()
@@ -79,6 +85,21 @@ def main(argv: Sequence[str]) -> int:
         )
         for m in cluster.members:
             print(f"  {m.name}  client {m.client_url}  peer {m.peer_url}  log {m.log_path}")
+        if not args.no_dashboard:
+            from raftkv.dashboard import DashboardThread, make_app
+
+            try:
+                dashboard = DashboardThread(
+                    lambda: make_app(cluster=cluster), "127.0.0.1", args.dashboard_port
+                ).start()
+                print(f"dashboard: {dashboard.url}")
+            except OSError as e:  # the cluster runs on without it
+                dashboard = None
+                print(
+                    f"raftkv cluster: dashboard not started on port {args.dashboard_port}: "
+                    f"{e.strerror or e} (see --dashboard-port)",
+                    file=sys.stderr,
+                )
         print("try:")
         print(f"  ETCDCTL_API=3 etcdctl --endpoints={eps} put foo bar")
         print(f"  raftkv put foo bar --endpoints={eps}")
@@ -98,6 +119,8 @@ def main(argv: Sequence[str]) -> int:
                     m.proc = None
         return EXIT_OK
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         cluster.close()
         for s, h in old.items():
             signal.signal(s, h)
