@@ -230,3 +230,23 @@ def test_a_cluster_on_disk_restarts_with_its_state(tmp_path: object) -> None:
             await c2.stop_all()
 
     asyncio.run(main())
+
+
+def test_move_leader_through_the_service() -> None:
+    from raftkv.kv import KVStateMachine
+    from raftkv.server.service import BadLeaderTransferee, KVService, NotLeader, ServiceConfig
+
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        other = next(i for i in c.ids if i != lead)
+        svc = {i: KVService(c.nodes[i], KVStateMachine(), ServiceConfig(cluster_id=1)) for i in c.ids}
+        with pytest.raises(NotLeader):
+            await svc[other].move_leader(lead)
+        with pytest.raises(BadLeaderTransferee):
+            await svc[lead].move_leader(99)
+        await svc[lead].move_leader(other)
+        assert c.leader() == other
+
+    run(body)

@@ -57,6 +57,23 @@ from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
 log = logging.getLogger("raftkv.server")
 
 
+class NotLeader(KVError):
+    """etcd's ErrGRPCNotLeader: the request must go to the leader."""
+
+    code = "FAILED_PRECONDITION"
+    message = "etcdserver: not leader"
+
+
+class BadLeaderTransferee(KVError):
+    code = "FAILED_PRECONDITION"
+    message = "etcdserver: bad leader transferee"
+
+
+class LeaderTransferTimeout(KVError):
+    code = "UNAVAILABLE"
+    message = "etcdserver: request timed out, leader transfer took too long"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Member:
     id: int
@@ -295,6 +312,30 @@ class KVService:
         return None if r is None else self._stamp(r)  # type: ignore[return-value]
 
     # -- cluster --------------------------------------------------------------------------------
+
+    async def move_leader(self, target: int) -> None:
+        """Hand leadership to member ``target`` (thesis §3.10; etcd's MoveLeader). Only the
+        leader can; returns once ``target`` leads.
+
+        Raises:
+            NotLeader: this member is not the leader.
+            BadLeaderTransferee: ``target`` is not a voting member.
+            LeaderTransferTimeout: ``target`` did not take over within two election timeouts.
+        """
+        if not self.node.is_leader():
+            raise NotLeader()
+        if target == self.member_id:
+            return
+        if target not in self.node.raw.status().voters:
+            raise BadLeaderTransferee()
+        self.node.transfer_leader(target)
+        cfg = self.node.config
+        deadline = time.monotonic() + 4 * cfg.election_tick * cfg.tick_ms / 1000
+        while time.monotonic() < deadline:
+            if self.node.leader() == target:
+                return
+            await asyncio.sleep(cfg.tick_ms / 1000)
+        raise LeaderTransferTimeout()
 
     def members(self) -> list[Member]:
         return list(self.config.members)
