@@ -10,15 +10,14 @@ Endpoints (every error is a one-line JSON object ``{"error": ...}``; the server 
 - ``POST /raftkv/v1/debug/partition`` ``{"drop": [member ids]}`` and
   ``POST /raftkv/v1/debug/heal``: the transport's fault hooks, only with fault injection on
   (else 404).
-- ``POST /v3/kv/put`` and ``POST /v3/kv/range``: the two simplest calls of etcd's JSON gateway
-  (keys and values base64, int64 fields as strings), enough for curl.
+- ``POST /v3/...``: etcd 3.4's JSON gateway (``raftkv.server.gateway.EtcdGateway``: kv, watch,
+  lease, cluster and maintenance calls; keys and values base64, int64 fields as strings,
+  errors as grpc-gateway's ``{"error", "code", "message"}``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -28,8 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from raftkv.kv import KVError, KVStateMachine, PutRequest, RangeRequest
-from raftkv.kv.types import KeyValue, ResponseHeader
+from raftkv.kv import KVError, KVStateMachine
 from raftkv.node import Role
 from raftkv.server.events import EventHub
 from raftkv.server.service import KVService
@@ -68,41 +66,12 @@ def _error(message: str, status: int) -> web.Response:
     return _json({"error": " ".join(message.split())}, status)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
-def _unb64(value: object, field: str) -> bytes:
-    if value is None:
-        return b""
-    if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise BadRequest(f"{field} is not valid base64") from e
 
 
-def _header(h: ResponseHeader) -> dict[str, str]:
-    return {
-        "cluster_id": str(h.cluster_id),
-        "member_id": str(h.member_id),
-        "revision": str(h.revision),
-        "raft_term": str(h.raft_term),
-    }
 
 
-def _kv(kv: KeyValue) -> dict[str, str]:
-    d = {
-        "key": _b64(kv.key),
-        "create_revision": str(kv.create_revision),
-        "mod_revision": str(kv.mod_revision),
-        "version": str(kv.version),
-        "value": _b64(kv.value),
-    }
-    if kv.lease:
-        d["lease"] = str(kv.lease)
-    return d
 
 
 class HttpApi:
@@ -143,9 +112,16 @@ class HttpApi:
             ("GET", "/raftkv/v1/events"): self._events,
             ("POST", "/raftkv/v1/debug/partition"): self._partition,
             ("POST", "/raftkv/v1/debug/heal"): self._heal,
-            ("POST", "/v3/kv/put"): self._put,
-            ("POST", "/v3/kv/range"): self._range,
         }
+        self.gateway: Any = None
+        try:
+            from raftkv.server.gateway import EtcdGateway
+        except ImportError as e:  # grpclib / protobuf missing: no etcd JSON gateway
+            log.warning("etcd's JSON gateway is not available: %s", e)
+        else:
+            self.gateway = EtcdGateway(service, db_size=self.db_size)
+            for path, handler in self.gateway.routes().items():
+                self._routes[("POST", path)] = handler
 
     def _on_soft_state(self, lead: int, role: Role, term: int) -> None:
         self.leader_changes += 1
@@ -153,6 +129,8 @@ class HttpApi:
     async def close(self) -> None:
         """End the event streams (they would otherwise hold a graceful shutdown up)."""
         self._closing.set()
+        if self.gateway is not None:
+            self.gateway.close()
         await self.events.close()
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -366,44 +344,3 @@ class HttpApi:
         if self.transport is not None:
             self.transport.heal()
         return _json({"healed": True})
-
-    # -- etcd's JSON gateway (a subset) ---------------------------------------------------------
-
-    async def _put(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await self._body(request)
-        req = PutRequest(
-            key=_unb64(body.get("key"), "key"),
-            value=_unb64(body.get("value"), "value"),
-            prev_kv=bool(body.get("prev_kv", False)),
-        )
-        if not req.key:
-            raise BadRequest("etcdserver: key is not provided")
-        resp = await self.service.put(req)
-        out: dict[str, object] = {"header": _header(resp.header)}
-        if resp.prev_kv is not None:
-            out["prev_kv"] = _kv(resp.prev_kv)
-        return _json(out)
-
-    async def _range(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await self._body(request)
-        limit = body.get("limit", 0)
-        try:
-            limit = int(limit)
-        except (TypeError, ValueError) as e:
-            raise BadRequest("limit must be an integer") from e
-        req = RangeRequest(
-            key=_unb64(body.get("key"), "key"),
-            range_end=_unb64(body.get("range_end"), "range_end"),
-            limit=limit,
-            serializable=bool(body.get("serializable", False)),
-        )
-        if not req.key:
-            raise BadRequest("etcdserver: key is not provided")
-        resp = await self.service.range(req)
-        out: dict[str, object] = {"header": _header(resp.header)}
-        if resp.kvs:
-            out["kvs"] = [_kv(kv) for kv in resp.kvs]
-        if resp.more:
-            out["more"] = True
-        out["count"] = str(resp.count)
-        return _json(out)

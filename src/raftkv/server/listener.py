@@ -5,7 +5,8 @@ hands the connection over (``transport.set_protocol(p); p.connection_made(transp
 p.data_received(buffered)``), as etcd's cmux does:
 
 - ``RKVC`` (``raftkv.transport.CLIENT_MAGIC``) → ``raftkv.server.native.NativeProtocol``;
-- ``PRI * HTTP/2.0`` (the HTTP/2 preface) → etcd's gRPC, not served yet: logged and closed;
+- ``PRI * HTTP/2.0`` (the HTTP/2 preface) → etcd's v3 gRPC API: the grpclib server's HTTP/2
+  protocol (``raftkv.server.grpc.EtcdGrpc``, imported on first use);
 - anything else → HTTP/1.x, served by aiohttp's low-level server (``HttpApi.handle``).
 
 A connection that sends nothing recognisable within ``sniff_timeout`` seconds is closed.
@@ -95,6 +96,8 @@ class ClientListener:
         self._server: asyncio.Server | None = None
         self._web: web.Server | None = None
         self._native: set[asyncio.Transport] = set()
+        self._grpc: Any = None
+        self._grpc_missing = False
         self.address: tuple[str, int] | None = None
 
     async def start(
@@ -123,10 +126,11 @@ class ClientListener:
                 return
             self._native.add(transport)
         elif head == H2_PREFACE[:_SNIFF_LEN]:
-            peer = transport.get_extra_info("peername")
-            log.info("refused an HTTP/2 (gRPC) connection from %s: not served yet", peer)
-            transport.close()
-            return
+            grpc_proto = self._make_grpc()
+            if grpc_proto is None:
+                transport.close()
+                return
+            proto = grpc_proto
         else:
             assert self._web is not None
             proto = self._web()
@@ -148,6 +152,20 @@ class ClientListener:
         proto: asyncio.Protocol = self._native_factory(self.service)
         return proto
 
+    def _make_grpc(self) -> asyncio.Protocol | None:
+        if self._grpc is None and not self._grpc_missing:
+            try:
+                from raftkv.server.grpc import EtcdGrpc
+            except ImportError as e:
+                log.warning("etcd's gRPC API is not available: %s", e)
+                self._grpc_missing = True
+            else:
+                self._grpc = EtcdGrpc(self.service, db_size=self.http.db_size)
+        if self._grpc is None:
+            return None
+        proto: asyncio.Protocol = self._grpc.protocol()
+        return proto
+
     async def stop_accepting(self) -> None:
         """Stop accepting connections; open ones go on."""
         if self._server is not None:
@@ -163,6 +181,8 @@ class ClientListener:
         for t in list(self._native):
             t.close()
         self._native.clear()
+        if self._grpc is not None:
+            await self._grpc.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
