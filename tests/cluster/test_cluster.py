@@ -237,3 +237,19 @@ def test_native_client_put_on_one_member_reads_on_all(cluster: LocalCluster) -> 
             got = c.get(b"native")  # linearizable by default
             assert [kv.value for kv in got.kvs] == [b"value"]
     assert get(cluster.members[2].client_url, "native") == "value"  # and through HTTP
+
+
+def test_leadership_moves_on_request_and_only_the_leader_can_move_it(
+    cluster: LocalCluster,
+) -> None:
+    lead = cluster.leader()
+    assert lead is not None
+    target = (lead + 1) % 3
+    follower = (lead + 2) % 3
+    ids = cluster.member_ids()
+    code, body = http_json(
+        cluster.members[follower].client_url + "/raftkv/v1/move-leader", {"to": ids[target]}
+    )
+    assert code != 200 and body["error"] == "etcdserver: not leader"
+    cluster.transfer_leader(target)  # thesis §3.10: through the leader, answered once it leads
+    wait_until(lambda: cluster.leader() == target, what="the transferee leading")

@@ -73,9 +73,11 @@ def test_sigkill_leader_under_load_loses_no_acknowledged_write(tmp_path: Path) -
 
         c.start_member(leader)  # rejoins from its WAL
         wait_until(
-            lambda: (s := c.status(leader)) is not None
-            and (n := c.status(new_leader)) is not None
-            and s["applied"] >= n["commit"],
+            lambda: (
+                (s := c.status(leader)) is not None
+                and (n := c.status(new_leader)) is not None
+                and s["applied"] >= n["commit"]
+            ),
             2 * DEADLINE,
             "the restarted member to catch up",
         )

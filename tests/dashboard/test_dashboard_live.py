@@ -143,6 +143,27 @@ def test_kill_leader_from_page_shows_new_leader(
         page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
 
 
+def test_transfer_leader_from_page(
+    live: tuple[LocalCluster, str], page: Any, artifacts: Path
+) -> None:
+    c, url = live
+    ensure_whole(c)
+    old = _open(page, url)
+    target = (old["index"] + 1) % 3
+    page.select_option("#transfer-to", str(target))
+    page.click("#transfer-btn")
+    wait(
+        page,
+        """(t) => { const cards = [...document.querySelectorAll('#cards .card')];
+          const leaders = cards.filter(c => c.dataset.up === 'true' && c.dataset.role === 'leader');
+          return leaders.length === 1 && +leaders[0].dataset.index === t; }""",
+        target,
+        "the chosen member leading",
+    )
+    assert c.leader() == target
+    page.screenshot(path=str(artifacts / "live-transferred.png"), full_page=True)
+
+
 def test_attached_dashboard_is_read_only(live: tuple[LocalCluster, str], page: Any) -> None:
     c, _ = live
     ensure_whole(c)

@@ -8,7 +8,7 @@ Routes:
   the page may send ``{"rendered": seq, "ev_ms": ..., "at_ms": ...}`` back (used by the bench).
 - ``GET /api/frame``: the latest live frame as JSON.
 - ``GET /api/replay/frames?from=T&to=U``: replay mode, frames of ticks ``T..U-1``.
-- ``POST /api/control/{kill,restart,put,partition,heal}``: only with a ``LocalCluster``.
+- ``POST /api/control/{kill,restart,put,partition,heal,transfer}``: only with a ``LocalCluster``.
 """
 
 from __future__ import annotations
@@ -188,6 +188,10 @@ async def _control(request: web.Request) -> web.StreamResponse:
             return web.json_response({"healed": True})
         if action == "put":
             return await _put(mon, d)
+        if action == "transfer":
+            i = _member_index(app, d)
+            await asyncio.to_thread(cluster.transfer_leader, i)
+            return web.json_response({"leader": i})
     except web.HTTPException:
         raise
     except Exception as e:  # a cluster error: one line to the page, keep serving

@@ -385,6 +385,24 @@ class LocalCluster:
             if self.members[i].running():
                 self.partition(i, group)
 
+    def transfer_leader(self, to: int) -> None:
+        """Hand leadership to member ``to`` (an index), through the current leader.
+
+        Raises:
+            ClusterError: there is no leader, or the transfer failed.
+        """
+        lead = self.leader()
+        if lead is None:
+            raise ClusterError("no leader to transfer from")
+        if lead == to:
+            return
+        ids = self.member_ids()
+        code, body = http_json(
+            self.members[lead].client_url + "/raftkv/v1/move-leader", {"to": ids[to]}, timeout=10
+        )
+        if code != 200:
+            raise ClusterError(f"transfer to {self.members[to].name} failed: {code} {body}")
+
     def heal(self) -> None:
         """End every partition on every running member."""
         for m in self.members:

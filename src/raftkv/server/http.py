@@ -112,6 +112,7 @@ class HttpApi:
             ("GET", "/raftkv/v1/events"): self._events,
             ("POST", "/raftkv/v1/debug/partition"): self._partition,
             ("POST", "/raftkv/v1/debug/heal"): self._heal,
+            ("POST", "/raftkv/v1/move-leader"): self._move_leader,
         }
         self.gateway: Any = None
         try:
@@ -339,6 +340,15 @@ class HttpApi:
             raise BadRequest("this member has no peer transport")
         self.transport.drop_peers(drop)
         return _json({"dropped": sorted(set(drop) - {self.node.id})})
+
+    async def _move_leader(self, request: web.BaseRequest) -> web.StreamResponse:
+        """``{"to": member id}`` on the leader: hand leadership over (etcdctl move-leader)."""
+        body = await self._body(request)
+        to = body.get("to")
+        if not isinstance(to, int) or isinstance(to, bool):
+            raise BadRequest('expected {"to": member id}')
+        await self.service.move_leader(to)
+        return _json({"leader": to})
 
     async def _heal(self, request: web.BaseRequest) -> web.StreamResponse:
         if self.transport is not None:

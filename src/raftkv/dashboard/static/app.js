@@ -57,7 +57,9 @@
       const rest = info.members.map((m) => m.index).filter((i) => !a.includes(i));
       control("partition", { groups: [a, rest] });
     });
+    $("transfer-btn").addEventListener("click", () => control("transfer", { index: +$("transfer-to").value }));
     for (const m of info.members) {
+      el("option", { value: m.index }, $("transfer-to")).textContent = m.name;
       const lab = el("label", {}, $("part-picks"));
       el("input", { type: "checkbox", value: m.index, id: "pick-" + m.index }, lab);
       lab.append(" " + m.name + " ");
