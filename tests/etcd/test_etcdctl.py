@@ -174,15 +174,21 @@ def _health(eps: str, *args: str) -> list[str]:
 
 def test_member_list_and_endpoints(rkv: LocalCluster) -> None:
     eps = raftkv_endpoints(rkv)
-    lines = ok(eps, "member", "list").splitlines()
+    # Each member publishes its client URLs through the log once it sees a leader.
+    want = {f"infra{i + 1}": m.client_url for i, m in enumerate(rkv.members)}
+    deadline = time.monotonic() + 20
+    while True:
+        lines = ok(eps, "member", "list").splitlines()
+        clients = {ln.split(", ")[2]: ln.split(", ")[4] for ln in lines}
+        if clients == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert clients == want
     assert len(lines) == 3
-    names = set()
     for ln in lines:
-        mid, started, name, peers, _clients, learner = ln.split(", ")
+        mid, started, _name, peers, _clients, learner = ln.split(", ")
         assert re.fullmatch(r"[0-9a-f]+", mid) and started == "started" and learner == "false"
         assert peers.startswith("http://127.0.0.1:")
-        names.add(name)
-    assert names == {"infra1", "infra2", "infra3"}
     st = ok(eps, "endpoint", "status").splitlines()
     assert len(st) == 3
     leaders = 0
@@ -202,9 +208,9 @@ def test_member_list_and_endpoints(rkv: LocalCluster) -> None:
     ), health
     # --cluster: the endpoints come from the member list's client URLs
     st = ok(eps, "endpoint", "status", "--cluster").splitlines()
-    assert st and all(ln.split(", ")[2] == "3.4.23" for ln in st)
+    assert len(st) == 3 and all(ln.split(", ")[2] == "3.4.23" for ln in st)
     health = _health(eps, "--cluster")
-    assert health and all(" is healthy: " in h for h in health)
+    assert len(health) == 3 and all(" is healthy: " in h for h in health)
 
 
 def test_bad_requests_keep_the_member_serving(rkv: LocalCluster) -> None:
@@ -218,3 +224,19 @@ def test_bad_requests_keep_the_member_serving(rkv: LocalCluster) -> None:
         "Error: rpc error: code = Unimplemented desc = raftkv: authentication is not implemented"
     ]
     assert ok(eps, "put", "still", "here") == "OK\n"
+
+
+def test_move_leader(rkv: LocalCluster) -> None:
+    eps = raftkv_endpoints(rkv)
+    lead = rkv.leader()
+    assert lead is not None
+    target = (lead + 1) % 3
+    target_hex = f"{rkv.member_ids()[target]:x}"
+    out = ok(eps, "move-leader", target_hex)
+    assert "Leadership transferred from " in out and target_hex in out
+    deadline = time.monotonic() + 20
+    while rkv.leader() != target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rkv.leader() == target
+    code, err = fails(eps, "move-leader", "abcdef")  # not a member
+    assert code != 0 and any("etcdserver: bad leader transferee" in ln for ln in err), err

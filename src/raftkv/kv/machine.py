@@ -39,6 +39,8 @@ from raftkv.kv.types import (
     LeaseRevokeResponse,
     LeaseStatus,
     LeaseTimeToLiveResponse,
+    MemberAttrsRequest,
+    MemberAttrsResponse,
     PutRequest,
     RangeRequest,
     RangeResponse,
@@ -86,6 +88,7 @@ class MachineImage(msgspec.Struct, frozen=True, array_like=True):
     keys: list[KeyImage]
     leases: list[LeaseImage]
     sessions: list[SessionImage]
+    members: list[MemberAttrsRequest] = []
 
 
 _IMAGE_FORMAT = 1
@@ -98,6 +101,7 @@ class KVStateMachine:
         self.store = MVCCStore()
         self.lessor = Lessor()
         self.hub = WatchHub(self.store)
+        self.member_attrs: dict[int, MemberAttrsRequest] = {}
         self.sessions = Sessions()
         self.applier = Applier(self.store, self.lessor, max_txn_ops)
         self.applied_index = 0
@@ -167,6 +171,9 @@ class KVStateMachine:
             case ExpireSessionsRequest():
                 n = self.sessions.expire(cmd.now_ms, cmd.timeout_ms)
                 return ExpireSessionsResponse(a.header(), n)
+            case MemberAttrsRequest():
+                self.member_attrs[cmd.member_id] = cmd  # no revision: not in the key space
+                return MemberAttrsResponse(a.header())
         raise AssertionError(f"unknown command {cmd!r}")  # pragma: no cover
 
     def _pick_lease_id(self, index: int) -> int:
@@ -245,6 +252,7 @@ class KVStateMachine:
             keys,
             self.lessor.image(),
             self.sessions.image(),
+            [self.member_attrs[k] for k in sorted(self.member_attrs)],
         )
         return _encoder.encode(image)
 
@@ -263,5 +271,6 @@ class KVStateMachine:
         self.store.compact_rev = image.compact_revision
         self.lessor.load(image.leases)
         self.sessions.load(image.sessions)
+        self.member_attrs = {m.member_id: m for m in image.members}
         self.applied_index = image.applied_index
         self.hub.resync()

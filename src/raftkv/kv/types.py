@@ -180,6 +180,19 @@ class ExpireSessionsRequest(msgspec.Struct, frozen=True, array_like=True, tag="e
     timeout_ms: int
 
 
+class MemberAttrsRequest(msgspec.Struct, frozen=True, array_like=True, tag="member_attrs"):
+    """A member publishes its name and client URLs through the log, as etcd members do once they
+    see a leader, so every member can list everyone's client URLs."""
+
+    member_id: int
+    name: str
+    client_urls: tuple[str, ...] = ()
+
+
+class MemberAttrsResponse(msgspec.Struct, frozen=True, array_like=True, tag="member_attrs"):
+    header: ResponseHeader
+
+
 Command: TypeAlias = (
     RangeRequest
     | PutRequest
@@ -190,6 +203,7 @@ Command: TypeAlias = (
     | LeaseRevokeRequest
     | LeaseCheckpointRequest
     | ExpireSessionsRequest
+    | MemberAttrsRequest
 )
 """Everything that can be proposed through the log."""
 
@@ -296,6 +310,7 @@ Response: TypeAlias = (
     | LeaseRevokeResponse
     | LeaseCheckpointResponse
     | ExpireSessionsResponse
+    | MemberAttrsResponse
 )
 """What applying a :data:`Command` returns (an error is returned as a ``KVError`` instead)."""
 

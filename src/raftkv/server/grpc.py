@@ -356,6 +356,10 @@ class EtcdApi:
             dbSizeInUse=size,
         )
 
+    async def move_leader(self, r: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
+        await self.service.move_leader(r.targetID)
+        return pb.MoveLeaderResponse(header=self.header())
+
     async def alarm(self, r: pb.AlarmRequest) -> pb.AlarmResponse:
         # raftkv raises no alarms (no space quota, no corruption check): GET lists none,
         # ACTIVATE / DEACTIVATE change nothing. etcd 3.4 answers an alarm call without a header.
@@ -569,6 +573,9 @@ class _Maintenance(rpc_grpc.MaintenanceBase):
 
     async def Status(self, stream: Stream[Any, Any]) -> None:
         await _unary(stream, self.api.status)
+
+    async def MoveLeader(self, stream: Stream[Any, Any]) -> None:
+        await _unary(stream, self.api.move_leader)
 
 
 _AUTH_MSG = "raftkv: authentication is not implemented"

@@ -37,6 +37,7 @@ from raftkv.kv import (
     LeaseRevokeRequest,
     LeaseRevokeResponse,
     LeaseTimeToLiveResponse,
+    MemberAttrsRequest,
     NoLeader,
     PutRequest,
     PutResponse,
@@ -129,6 +130,7 @@ class KVService:
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="raftkv-leases"))
         self._tasks.append(asyncio.create_task(self._session_loop(), name="raftkv-sessions"))
+        self._tasks.append(asyncio.create_task(self._publish_loop(), name="raftkv-publish"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -338,7 +340,31 @@ class KVService:
         raise LeaderTransferTimeout()
 
     def members(self) -> list[Member]:
-        return list(self.config.members)
+        """The configured members, with the client URLs each one published through the log."""
+        attrs = self.sm.member_attrs
+        out = []
+        for m in self.config.members:
+            a = attrs.get(m.id)
+            if a is not None and not m.client_urls:
+                m = Member(id=m.id, name=m.name, peer_urls=m.peer_urls, client_urls=a.client_urls)
+            out.append(m)
+        return out
+
+    async def _publish_loop(self) -> None:
+        """Publish this member's name and client URLs through the log once a leader is known,
+        and again whenever the replicated copy differs (e.g. new URLs after a restart)."""
+        me = next((m for m in self.config.members if m.id == self.member_id), None)
+        if me is None or not me.client_urls:
+            return
+        want = MemberAttrsRequest(self.member_id, me.name, me.client_urls)
+        while True:
+            if self.sm.member_attrs.get(self.member_id) == want:
+                return
+            if self.node.leader() != 0:
+                with contextlib.suppress(KVError):
+                    await self.propose(want)
+                    continue
+            await asyncio.sleep(0.1)
 
     def status(self) -> dict[str, object]:
         d = self.node.status()

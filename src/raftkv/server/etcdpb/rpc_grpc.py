@@ -265,6 +265,10 @@ class MaintenanceBase(abc.ABC):
     async def Status(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.StatusRequest, raftkv.server.etcdpb.rpc_pb2.StatusResponse]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def MoveLeader(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest, raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/etcdserverpb.Maintenance/Alarm': grpclib.const.Handler(
@@ -278,6 +282,12 @@ class MaintenanceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 raftkv.server.etcdpb.rpc_pb2.StatusRequest,
                 raftkv.server.etcdpb.rpc_pb2.StatusResponse,
+            ),
+            '/etcdserverpb.Maintenance/MoveLeader': grpclib.const.Handler(
+                self.MoveLeader,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest,
+                raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse,
             ),
         }
 
@@ -296,6 +306,12 @@ class MaintenanceStub:
             '/etcdserverpb.Maintenance/Status',
             raftkv.server.etcdpb.rpc_pb2.StatusRequest,
             raftkv.server.etcdpb.rpc_pb2.StatusResponse,
+        )
+        self.MoveLeader = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/etcdserverpb.Maintenance/MoveLeader',
+            raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest,
+            raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse,
         )
 
 
