@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,22 @@ def test_liveness_failure_exits_3(
     assert "FAIL liveness" in out and "seed=2" in out and "replay: raftkv sim --seed 2" in out
 
 
-def test_open_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_open_is_accepted_and_points_to_the_raftkv_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--ticks", "100", "--open"]) == 0
-    assert "dashboard not available yet" in capsys.readouterr().err
+    assert "raftkv sim ... --open" in capsys.readouterr().err
+
+
+def test_raftkv_sim_open_replays_the_trace_in_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import raftkv.cli.dashboard
+    from raftkv.cli import main as raftkv_main
+
+    opened: list[list[str]] = []
+    monkeypatch.setattr(raftkv.cli.dashboard, "main", lambda argv: opened.append(argv) or 0)
+    trace = tmp_path / "t.jsonl"
+    assert raftkv_main(["sim", "--ticks", "100", "--trace", str(trace), "--open"]) == 0
+    assert opened == [["--replay", str(trace)]] and trace.stat().st_size > 0
+    assert raftkv_main(["sim", "--ticks", "100", "--open"]) == 2  # nothing to replay

@@ -27,7 +27,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "web dashboard: live cluster or trace replay (raftkv dashboard --help)",
     ),
     "serve": ("raftkv.cli.serve", "run one member, with etcd's flags (raftkv serve --help)"),
-    "sim": ("raftkv.sim.cli", "run the deterministic simulator (raftkv sim --help)"),
+    "sim": ("raftkv.cli.sim", "run the deterministic simulator (raftkv sim --help)"),
     "wal": ("raftkv.storage.tools", "check a write-ahead log: raftkv wal {inspect,verify} DIR"),
 }
 
