@@ -2,12 +2,13 @@
 
 Same workload, same number of Python load-generator processes for both: puts of 256-byte values
 with 1 and 64 concurrent clients, then linearizable gets with 64 clients, each for --seconds.
-raftkv is driven through its native protocol (raftkv.client), etcd through its JSON gateway
-(aiohttp), clients spread over all members. Every write is fsynced on a majority before it is
+By default raftkv is driven through its native protocol (raftkv.client) and etcd through its JSON
+gateway (aiohttp); with ``--api etcd`` both are driven by the same gRPC load generator (grpclib
+with raftkv's etcd v3 stubs), speaking etcd's API to each. Clients spread over all members. Every write is fsynced on a majority before it is
 acknowledged, in both systems. Prints ops/s, p50/p99 latency, client CPU, the raftkv/etcd
 ratios and the raw fsync p50 of this disk.
 
-    .venv/bin/python bench/kv.py [--seconds 10] [--procs 2]
+    .venv/bin/python bench/kv.py [--seconds 10] [--procs 2] [--api native|etcd]
 """
 
 from __future__ import annotations
@@ -55,7 +56,30 @@ def fsync_p50(path: str, n: int = 200) -> float:
 async def load(system: str, endpoints: list[str], clients: int, seconds: float, op: str) -> dict:
     lat: list[float] = []
     stop_at = time.monotonic() + seconds
-    if system == "raftkv":
+    if system.endswith("-grpc"):
+        from grpclib.client import Channel
+
+        from raftkv.server.etcdpb import rpc_grpc, rpc_pb2
+
+        chans = [Channel(*ep.rsplit(":", 1)) for ep in endpoints]
+        stubs = [rpc_grpc.KVStub(ch) for ch in chans]
+
+        async def one(i: int) -> None:
+            stub = stubs[i % len(stubs)]
+            k = 0
+            while time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                if op == "put":
+                    await stub.Put(rpc_pb2.PutRequest(key=f"k{i}-{k % 1000}".encode(), value=VALUE))
+                else:
+                    await stub.Range(rpc_pb2.RangeRequest(key=f"k{i}-0".encode()))
+                lat.append(time.perf_counter() - t0)
+                k += 1
+
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        for ch in chans:
+            ch.close()
+    elif system == "raftkv":
         from raftkv.client import AsyncClient
 
         conns = [AsyncClient([ep], command_timeout=10) for ep in endpoints]
@@ -182,6 +206,8 @@ def main() -> None:
     ap.add_argument("--endpoints")
     ap.add_argument("--clients", type=int)
     ap.add_argument("--op")
+    ap.add_argument("--api", choices=("native", "etcd"), default="native",
+                    help="native: raftkv's protocol vs etcd's JSON gateway; etcd: gRPC to both")
     a = ap.parse_args()
     if a.worker:
         r = asyncio.run(load(a.worker, a.endpoints.split(","), a.clients, a.seconds, a.op))
@@ -201,13 +227,15 @@ def main() -> None:
         cluster.wait_ready(30)
         try:
             eps = cluster.endpoints()
-            results["raftkv"] = {w: run_load("raftkv", eps, w[1], a.seconds, w[0], a.procs)
+            gen = "raftkv-grpc" if a.api == "etcd" else "raftkv"
+            results["raftkv"] = {w: run_load(gen, eps, w[1], a.seconds, w[0], a.procs)
                                  for w in workloads}
         finally:
             cluster.close()
         procs, eps = start_etcd(base)
         try:
-            results["etcd"] = {w: run_load("etcd", eps, w[1], a.seconds, w[0], a.procs)
+            gen = "etcd-grpc" if a.api == "etcd" else "etcd"
+            results["etcd"] = {w: run_load(gen, eps, w[1], a.seconds, w[0], a.procs)
                                for w in workloads}
         finally:
             for p in procs:
@@ -217,6 +245,9 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
+    how = ("the same gRPC load generator (etcd v3 API) for both" if a.api == "etcd"
+           else "raftkv native protocol vs etcd JSON gateway")
+    print(f"{a.procs} load-generator processes per system; {how}")
     print(f"{'workload':<22}{'system':<8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'client cpu s':>14}")
     for w in workloads:

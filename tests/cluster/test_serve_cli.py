@@ -156,3 +156,31 @@ def test_a_corrupt_wal_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     assert "corrupt" in lines[-1], r.stderr
     assert len([ln for ln in lines if " ERROR " in ln or "error:" in ln]) == 1, r.stderr
     assert dir_hashes(data) == before
+
+
+def test_accepted_client_connections_do_not_wait_for_delayed_acks() -> None:
+    """Regression: sockets from socket.create_server have proto 0, so asyncio never set
+    TCP_NODELAY on accepted connections and every gRPC call waited ~40 ms for a delayed ACK."""
+    import asyncio
+    import socket as so
+
+    from raftkv.cli.serve import _bind
+
+    async def main() -> int:
+        sock = _bind(("127.0.0.1", 0), "clients")
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class P(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                s = transport.get_extra_info("socket")
+                accepted.set_result(s.getsockopt(so.IPPROTO_TCP, so.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(P, sock=sock)
+        _, w = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            w.close()
+            server.close()
+
+    assert asyncio.run(main()) != 0

@@ -339,9 +339,17 @@ def write_meta(cfg: ServeConfig) -> None:
 
 
 def _bind(addr: tuple[str, int], what: str) -> socket.socket:
+    # Not socket.create_server: its sockets have proto 0, and asyncio (like grpclib) sets
+    # TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; accepted sockets inherit it.
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server(addr, backlog=1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+        return sock
     except OSError as e:
+        sock.close()
         raise ConfigError(
             f"cannot listen for {what} on {addr[0]}:{addr[1]}: {e.strerror or e}"
         ) from e
