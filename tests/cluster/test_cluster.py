@@ -75,15 +75,20 @@ def test_the_event_stream_reports_commits_and_applies(cluster: LocalCluster) -> 
         daemon=True,
     )
     seen: set[str] = set()
+    kinds: set[str] = set()
 
     def want(e: dict[str, object]) -> bool:
         if not writer.is_alive() and not seen:
             writer.start()
         seen.add(str(e["ev"]))
-        return {"commit", "apply"} <= seen
+        if e["ev"] == "send":  # aggregated per peer, with the kinds of message sent
+            kinds.update(e["kinds"])  # type: ignore[arg-type]
+        return {"commit", "apply", "send"} <= seen and bool(kinds & {"app", "hb", "app_resp"})
 
     read_sse_event(url + "/raftkv/v1/events", want, timeout=DEADLINE)
     writer.join(DEADLINE)
+    assert kinds <= {"app", "app_resp", "hb", "hb_resp", "vote", "vote_resp", "prop", "read",
+                     "read_resp", "snap", "timeout_now"}
 
 
 def test_a_write_on_one_member_is_read_on_all(cluster: LocalCluster) -> None:

@@ -70,6 +70,7 @@ class LiveMonitor:
         self.poll_ms = poll_ms
         self.frame_ms = frame_ms
         self.msgs: dict[tuple[int, int], int] = {}
+        self.msg_kinds: dict[tuple[int, int], str] = {}
         self.leaders: deque[dict[str, Any]] = deque(maxlen=200)
         self.ev_ms = 0  # newest event time folded into the state since the last frame
         self.partition: list[list[int]] | None = None  # set by the controls
@@ -169,6 +170,9 @@ class LiveMonitor:
         elif ev == "send":
             key = (m.id, int(e["to"]))
             self.msgs[key] = self.msgs.get(key, 0) + int(e.get("count", 1))
+            kinds = e.get("kinds") or {}
+            if kinds:  # the dot takes the colour of the kind sent most in this window
+                self.msg_kinds[key] = max(sorted(kinds), key=lambda k: kinds[k])
         elif not st:
             return
         elif ev == "term":
@@ -208,10 +212,11 @@ class LiveMonitor:
         for v in views:  # 64-bit member ids do not fit a JavaScript number: strings
             v["id"], v["vote"], v["lead"] = _sid(v["id"]), _sid(v["vote"]), _sid(v["lead"])
         msgs = [
-            {"from": _sid(f), "to": _sid(t), "n": n, "kind": ""}
+            {"from": _sid(f), "to": _sid(t), "n": n, "kind": self.msg_kinds.get((f, t), "")}
             for (f, t), n in sorted(self.msgs.items())
         ]
         self.msgs = {}
+        self.msg_kinds = {}
         self.seq += 1
         f = {
             "mode": "live",

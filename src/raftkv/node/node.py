@@ -25,7 +25,7 @@ from raftkv.node.errors import NodeStopped, NotLeaderError, StorageFailed
 from raftkv.node.statemachine import StateMachine, unwrap, wrap
 from raftkv.raft import Config, ProposalDropped, RaftError, RawNode, Role
 from raftkv.raft.host import Apply, Persist, Send, plan
-from raftkv.raft.messages import Message
+from raftkv.raft.messages import Message, kind
 from raftkv.raft.storage import HostStorage, Storage
 from raftkv.raft.types import ConfState, Entry, HardState, ReadState, Snapshot
 
@@ -144,6 +144,8 @@ class Node:
         self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.sent_kinds: dict[tuple[int, str], int] = {}
+        """Messages sent so far, per (peer, message kind): what the event stream shows."""
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -340,6 +342,10 @@ class Node:
             match step:
                 case Send(messages):
                     self.transport.send(messages)
+                    counts = self.sent_kinds
+                    for m in messages:
+                        key = (m.to, kind(m))
+                        counts[key] = counts.get(key, 0) + 1
                 case Persist(snapshot, hard_state, entries):
                     try:
                         if writing is None:

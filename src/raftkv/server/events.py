@@ -9,7 +9,7 @@ events of several members line up). Sampling keeps the stream small whatever the
 - ``commit`` (``index``, ``term``), ``append`` (``lo``, ``hi``), ``apply`` (``lo``, ``hi``,
   ``cmds``) and ``snapshot`` (``source``, ``index``): at most once per ``sample_ms`` (50 ms),
   aggregated over the interval;
-- ``send`` (``to``, ``count``, ``bytes``, ``dropped``, ``agg_ms``): messages to one peer
+- ``send`` (``to``, ``count``, ``bytes``, ``dropped``, ``agg_ms``, ``kinds``): messages to one peer
   aggregated over ``agg_ms`` (100 ms) from the transport's counters; nothing when idle.
 
 A new subscriber first gets a ``role`` event with the current state. A subscriber that does not
@@ -115,6 +115,7 @@ class EventHub:
         applied, snap = node.applied, node.snapshot_index
         self._cmds_reported = self.cmds_applied
         sent = self._read_stats()
+        sent_kinds = dict(node.sent_kinds)
         next_agg = time.monotonic() + self.agg_ms / 1000
         while self._subs:
             await asyncio.sleep(self.sample_ms / 1000)
@@ -143,9 +144,15 @@ class EventHub:
             if time.monotonic() >= next_agg:
                 next_agg += self.agg_ms / 1000
                 now = self._read_stats()
+                now_kinds = dict(node.sent_kinds)
                 for peer, s in sorted(now.items()):
                     before = sent.get(peer, (0, 0, 0))
                     count, nbytes, dropped = (s[k] - before[k] for k in range(3))
+                    kinds = {
+                        k: n - sent_kinds.get((p, k), 0)
+                        for (p, k), n in sorted(now_kinds.items())
+                        if p == peer and n > sent_kinds.get((p, k), 0)
+                    }
                     if count or dropped:
                         self.publish(
                             self._event(
@@ -155,9 +162,11 @@ class EventHub:
                                 bytes=nbytes,
                                 dropped=dropped,
                                 agg_ms=self.agg_ms,
+                                kinds=kinds,
                             )
                         )
                 sent = now
+                sent_kinds = now_kinds
 
     def _read_stats(self) -> dict[int, tuple[int, int, int]]:
         if self._stats is None:
