@@ -250,3 +250,21 @@ def test_move_leader_through_the_service() -> None:
         assert c.leader() == other
 
     run(body)
+
+
+def test_a_proposal_forwarded_to_a_dead_leader_fails_when_the_leader_changes() -> None:
+    async def body(c: Cluster) -> None:
+        await until(lambda: c.leader() is not None)
+        lead = c.leader()
+        assert lead is not None
+        follower = next(i for i in c.ids if i != lead)
+        await until(lambda: c.nodes[follower].leader() == lead)
+        await c.stop(lead)  # gone: what the follower forwards to it is lost
+        pending = asyncio.ensure_future(c.nodes[follower].propose(b"lost?"))
+        # Without the leader change failing it, this would wait for a caller's timeout.
+        with pytest.raises(NotLeaderError, match="leader changed"):
+            await asyncio.wait_for(pending, 10)
+        await until(lambda: c.leader() is not None)
+        assert await c.nodes[follower].propose(b"retry") >= 1
+
+    run(body)

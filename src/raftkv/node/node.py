@@ -138,6 +138,7 @@ class Node:
         self._ctxs = itertools.count(1)
         self._pending: list[bytes] = []
         self._waiters: dict[int, asyncio.Future[object]] = {}
+        self._forwarded: dict[int, int] = {}  # request id -> the leader it was forwarded to
         self._read_pending: list[asyncio.Future[int]] = []
         self._read_by_ctx: dict[bytes, list[asyncio.Future[int]]] = {}
         self._read_ready: list[tuple[int, list[asyncio.Future[int]]]] = []
@@ -228,6 +229,7 @@ class Node:
             return await fut
         finally:
             self._waiters.pop(rid, None)
+            self._forwarded.pop(rid, None)
 
     async def read_index(self) -> int:
         """Linearizable read point (Raft §8, thesis §6.4): returns once this node has applied
@@ -324,6 +326,8 @@ class Node:
                 cb(rd.soft_state.lead, rd.soft_state.role, st.term)
             if rd.soft_state.role is not Role.LEADER and rd.soft_state.lead == 0:
                 self._fail_reads(NotLeaderError("etcdserver: no leader"))
+            if self._forwarded:
+                self._fail_forwarded(rd.soft_state.lead)
         steps = plan(rd)
         writing: Awaitable[None] | None = None
         early_apply = any(
@@ -431,7 +435,10 @@ class Node:
             batch = self._pending[: self.config.max_batch]
             del self._pending[: self.config.max_batch]
             try:
-                self.raw.propose_many(batch)
+                if self.raw.propose_many(batch) == 0:  # forwarded to the leader
+                    lead = self.raw.status().lead
+                    for data in batch:
+                        self._forwarded[unwrap(data)[1]] = lead
             except ProposalDropped as e:
                 for data in batch:
                     _, rid, _ = unwrap(data)
@@ -474,6 +481,17 @@ class Node:
                 else:
                     keep.append((index, fut))
             self._apply_waiters = keep
+
+    def _fail_forwarded(self, lead: int) -> None:
+        """The leader changed: proposals forwarded to the old one may be lost with it, so they
+        fail now (the client retries; a write may still have been applied, as after a timeout)
+        instead of waiting out their timeout."""
+        gone = [rid for rid, to in self._forwarded.items() if to != lead]
+        for rid in gone:
+            del self._forwarded[rid]
+            fut = self._waiters.get(rid)
+            if fut is not None and not fut.done():
+                fut.set_exception(NotLeaderError("etcdserver: leader changed"))
 
     def _fail_reads(self, e: Exception) -> None:
         for futs in self._read_by_ctx.values():
