@@ -151,3 +151,36 @@ def test_cli_replay_serves_and_stops(trace: Path, tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert os.path.exists(trace)
+
+
+def test_replay_shows_a_log_rolled_back_after_a_partition(
+    tmp_path: Path, page: Any, artifacts: Path
+) -> None:
+    """A partitioned old leader's uncommitted entries are truncated after healing (Raft §5.3):
+    the trace says where, and the page shows those cells change term at that tick."""
+    path = tmp_path / "seed7-partition.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "raftkv", "sim", "--seed", "7", "--ticks", "1500", "--faults",
+         "partition", "--trace", str(path)],
+        check=True, capture_output=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    with open(path) as f:
+        tick_ms = int(json.loads(f.readline())["tick_ms"])
+        cut = next(e for e in map(json.loads, f) if e["ev"] == "truncate")
+    node, index, tick = cut["node"], cut["lo"], cut["t_ms"] // tick_ms
+    old_term = cut["terms"][0][0]
+    rp = Replay.from_file(str(path))
+    dash = DashboardThread(lambda: make_app(replay=rp), port=0).start()
+    try:
+        page.goto(dash.url)
+        wait(page, "() => document.querySelectorAll('#cards .card').length === 5", what="5 nodes")
+        cell = f".card[data-node-id='{node}'] .strip i[data-index='{index}']"
+        _jump(page, tick - 1)
+        assert page.get_attribute(cell, "data-term") == str(old_term)
+        page.screenshot(path=str(artifacts / "replay-before-rollback.png"), full_page=True)
+        _jump(page, tick + 20)
+        new_term = page.get_attribute(cell, "data-term")  # the new leader's entry took its place
+        assert new_term and int(new_term) > old_term, new_term
+        page.screenshot(path=str(artifacts / "replay-after-rollback.png"), full_page=True)
+    finally:
+        dash.stop()
