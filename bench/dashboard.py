@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,17 +31,6 @@ ARGS = [
 ]  # fmt: skip
 
 
-def free_ports(k: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def load(endpoints: list[str], rate: float, seconds: float) -> dict[str, float]:
@@ -89,7 +77,7 @@ def main() -> int:
         return 0
     from playwright.sync_api import sync_playwright
 
-    from raftkv.localcluster import LocalCluster
+    from raftkv.localcluster import LocalCluster, free_ports
 
     tmp = tempfile.mkdtemp(prefix="raftkv-bench-dashboard-")
     ports = free_ports(2 * a.nodes + 1)

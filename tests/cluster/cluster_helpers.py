@@ -14,25 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raftkv.localcluster import ClusterError, LocalCluster, http_json
+from raftkv.localcluster import ClusterError, LocalCluster, free_ports, http_json
 
 ELECTION_MS = 500
 SMALL_WAL = ["--wal-segment-size", str(1 << 20)]
 DEADLINE = 20.0
 
 
-def free_ports(k: int) -> list[int]:
-    """k distinct ports that were free a moment ago (bound to port 0 together)."""
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def port_free(port: int) -> bool:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
-from raftkv.localcluster import ClusterError, LocalCluster
+from raftkv.localcluster import ClusterError, LocalCluster, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "dashboard"
@@ -14,17 +13,6 @@ ELECTION_MS = 500
 DEADLINE_MS = 20_000
 
 
-def free_ports(k: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def start_cluster(base: Path, n: int = 3) -> LocalCluster:

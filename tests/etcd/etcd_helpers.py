@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from raftkv.localcluster import ClusterError, LocalCluster
+from raftkv.localcluster import ClusterError, LocalCluster, free_ports
 
 ELECTION_MS = 500
 DEADLINE = 20.0
@@ -34,17 +33,6 @@ def need(binary: str) -> str:
     return path
 
 
-def free_ports(k: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:

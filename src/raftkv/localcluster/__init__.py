@@ -10,7 +10,15 @@ from raftkv.localcluster.cluster import (
     LocalCluster,
     MemberProcess,
     default_ports,
+    free_ports,
     http_json,
 )
 
-__all__ = ["ClusterError", "LocalCluster", "MemberProcess", "default_ports", "http_json"]
+__all__ = [
+    "ClusterError",
+    "LocalCluster",
+    "MemberProcess",
+    "default_ports",
+    "free_ports",
+    "http_json",
+]

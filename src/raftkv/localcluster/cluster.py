@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,21 @@ _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
 class ClusterError(Exception):
     """A member did not start, answer or reach the wanted state in time."""
+
+
+def free_ports(k: int, host: str = "127.0.0.1") -> list[int]:
+    """``k`` distinct TCP ports that were free a moment ago (bound to port 0 together, then
+    released): for tests and benchmarks that must never use fixed ports."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(k):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def default_ports(n: int, base_port: int = 2379) -> list[tuple[int, int]]:
