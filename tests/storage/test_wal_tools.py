@@ -86,3 +86,15 @@ def test_a_dir_without_a_wal_is_a_usage_error(
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--help"], capsys) == (0, "usage: wal {inspect,verify} DIR\n", "")
+
+
+def test_a_serve_data_dir_is_read_through_its_member_dir(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`raftkv serve --data-dir D` keeps its WAL in D/member (etcd's layout)."""
+    member = tmp_path / "infra1.etcd" / "member"
+    with DiskStorage(str(member), segment_size=SEGMENT) as disk:
+        disk.save(HardState(1, 1, 1), [Entry(1, 1, b"x")])
+    code, out, _ = run(["inspect", str(tmp_path / "infra1.etcd")], capsys)
+    assert code == 0 and "hard state: term=1 vote=1 commit=1" in out
+    assert run(["verify", str(tmp_path / "infra1.etcd")], capsys) == (0, "ok\n", "")

@@ -37,6 +37,10 @@ def main(argv: list[str]) -> int:
     if not os.path.isdir(path):
         print(f"error: {path} is not a directory; {USAGE}", file=err)
         return 2
+    if not os.path.isdir(os.path.join(path, WAL_DIR)) and os.path.isdir(
+        os.path.join(path, "member", WAL_DIR)
+    ):
+        path = os.path.join(path, "member")  # a `raftkv serve` data dir, laid out as etcd's
     waldir, snapdir = _dirs(path)
     if not os.path.isdir(waldir):
         print(f"error: {path} holds no WAL (no {WAL_DIR}/ and no segments)", file=err)
