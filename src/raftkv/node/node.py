@@ -264,10 +264,10 @@ class Node:
     # -- views ----------------------------------------------------------------------------------
 
     def is_leader(self) -> bool:
-        return self.raw.status().role is Role.LEADER
+        return self.raw.role is Role.LEADER
 
     def leader(self) -> int:
-        return self.raw.status().lead
+        return self.raw.lead
 
     def status(self) -> dict[str, object]:
         d = self.raw.status().to_dict()
@@ -321,9 +321,8 @@ class Node:
     async def _handle_ready(self) -> None:
         rd = self.raw.ready()
         if rd.soft_state is not None:
-            st = self.raw.status()
             for cb in self.on_soft_state:
-                cb(rd.soft_state.lead, rd.soft_state.role, st.term)
+                cb(rd.soft_state.lead, rd.soft_state.role, self.raw.term)
             if rd.soft_state.role is not Role.LEADER and rd.soft_state.lead == 0:
                 self._fail_reads(NotLeaderError("etcdserver: no leader"))
             if self._forwarded:
@@ -436,7 +435,7 @@ class Node:
             del self._pending[: self.config.max_batch]
             try:
                 if self.raw.propose_many(batch) == 0:  # forwarded to the leader
-                    lead = self.raw.status().lead
+                    lead = self.raw.lead
                     for data in batch:
                         self._forwarded[unwrap(data)[1]] = lead
             except ProposalDropped as e:

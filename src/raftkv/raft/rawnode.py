@@ -137,6 +137,20 @@ class RawNode:
         return self._raft.id
 
     @property
+    def term(self) -> int:
+        """The current term (cheap: ``status()`` builds a whole snapshot)."""
+        return self._raft.term
+
+    @property
+    def lead(self) -> int:
+        """The leader this node knows of, 0 if none."""
+        return self._raft.lead
+
+    @property
+    def role(self) -> Role:
+        return self._raft.role
+
+    @property
     def raft(self) -> Raft:
         """The state machine underneath (read-only use: tests, status renderers)."""
         return self._raft

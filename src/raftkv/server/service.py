@@ -156,7 +156,7 @@ class KVService:
             cluster_id=self.config.cluster_id,
             member_id=self.member_id,
             revision=self.sm.revision if revision is None else revision,
-            raft_term=self.node.raw.status().term,
+            raft_term=self.node.raw.term,
         )
 
     def _stamp(self, resp: msgspec.Struct) -> msgspec.Struct:
