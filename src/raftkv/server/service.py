@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
@@ -56,6 +57,9 @@ from raftkv.kv.wire import RequestTimeout, ServerStopped
 from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
 
 log = logging.getLogger("raftkv.server")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R", bound=msgspec.Struct)
 
 
 class NotLeader(KVError):
@@ -167,61 +171,55 @@ class KVService:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    async def propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> object:
-        """Propose one command; returns its response (header stamped) or raises its KVError."""
-        data = encode_command(cmd, client_id, seq, _now_ms())
-        check_request_size(data, self.config.max_request_bytes)
+    async def _node_call(self, call: Awaitable[_T]) -> _T:
+        """Await a node call within the request timeout, its errors turned into etcd's."""
         try:
-            result = await asyncio.wait_for(
-                self.node.propose(data), self.config.request_timeout
-            )
+            return await asyncio.wait_for(call, self.config.request_timeout)
         except NotLeaderError as e:
             raise NoLeader() from e
         except TimeoutError as e:
             raise RequestTimeout() from e
         except (NodeStopped, StorageFailed) as e:
             raise ServerStopped() from e
+
+    async def propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> object:
+        """Propose one command; returns its response (header stamped) or raises its KVError."""
+        data = encode_command(cmd, client_id, seq, _now_ms())
+        check_request_size(data, self.config.max_request_bytes)
+        result = await self._node_call(self.node.propose(data))
         if isinstance(result, KVError):
             raise result
         if isinstance(result, msgspec.Struct):
             return self._stamp(result)
         return result
 
-    async def put(self, req: PutRequest, client_id: int = 0, seq: int = 0) -> PutResponse:
-        resp = await self.propose(req, client_id, seq)
-        assert isinstance(resp, PutResponse)
+    async def _propose_as(
+        self, kind: type[_R], cmd: Command, client_id: int = 0, seq: int = 0
+    ) -> _R:
+        resp = await self.propose(cmd, client_id, seq)
+        assert isinstance(resp, kind), resp
         return resp
+
+    async def put(self, req: PutRequest, client_id: int = 0, seq: int = 0) -> PutResponse:
+        return await self._propose_as(PutResponse, req, client_id, seq)
 
     async def delete_range(
         self, req: DeleteRangeRequest, client_id: int = 0, seq: int = 0
     ) -> DeleteRangeResponse:
-        resp = await self.propose(req, client_id, seq)
-        assert isinstance(resp, DeleteRangeResponse)
-        return resp
+        return await self._propose_as(DeleteRangeResponse, req, client_id, seq)
 
     async def txn(self, req: TxnRequest, client_id: int = 0, seq: int = 0) -> TxnResponse:
         # A read-only txn goes through the log too (it adds no revision): simple and
         # linearizable; serving it from ReadIndex is an optimisation for later.
-        out = await self.propose(req, client_id, seq)
-        assert isinstance(out, TxnResponse)
-        return out
+        return await self._propose_as(TxnResponse, req, client_id, seq)
 
     async def compact(self, req: CompactionRequest) -> CompactionResponse:
-        resp = await self.propose(req)
-        assert isinstance(resp, CompactionResponse)
-        return resp
+        return await self._propose_as(CompactionResponse, req)
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def _linearize(self) -> None:
-        try:
-            await asyncio.wait_for(self.node.read_index(), self.config.request_timeout)
-        except NotLeaderError as e:
-            raise NoLeader() from e
-        except TimeoutError as e:
-            raise RequestTimeout() from e
-        except (NodeStopped, StorageFailed) as e:
-            raise ServerStopped() from e
+        await self._node_call(self.node.read_index())
 
     async def range(self, req: RangeRequest) -> RangeResponse:
         if not req.serializable:
@@ -232,14 +230,10 @@ class KVService:
     # -- leases ---------------------------------------------------------------------------------
 
     async def lease_grant(self, req: LeaseGrantRequest) -> LeaseGrantResponse:
-        resp = await self.propose(req)
-        assert isinstance(resp, LeaseGrantResponse)
-        return resp
+        return await self._propose_as(LeaseGrantResponse, req)
 
     async def lease_revoke(self, req: LeaseRevokeRequest) -> LeaseRevokeResponse:
-        resp = await self.propose(req)
-        assert isinstance(resp, LeaseRevokeResponse)
-        return resp
+        return await self._propose_as(LeaseRevokeResponse, req)
 
     async def lease_keepalive(self, lease_id: int) -> LeaseKeepAliveResponse:
         """Renew a lease. The leader renews in its lessor; any other member replicates a
