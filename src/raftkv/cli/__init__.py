@@ -44,17 +44,20 @@ _CTL_COMMANDS: dict[str, str] = {
 }
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """A wrong command line: the subcommand prints it in one line and exits 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ``UsageError`` instead of printing usage and exiting, so
+    every raftkv command reports a wrong flag the same way: one line, exit 2."""
+
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
+        raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="raftkv",
         description="A Raft consensus library and its tools. "
         "Run 'raftkv COMMAND --help' for a command's options.",
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Only --help, --version and mistakes get here; the first two exit the parse.
         ns = _parser().parse_args(args)
         message = f"put the command first: raftkv {ns.command} ..."  # e.g. 'raftkv -- sim'
-    except _UsageError as e:
+    except UsageError as e:
         message = str(e)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0

@@ -15,24 +15,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import NoReturn
 
+from raftkv.cli import Parser, UsageError
 from raftkv.localcluster import ClusterError, LocalCluster, default_ports
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="raftkv cluster", description="Run a local 3-member raftkv cluster.")
+    p = Parser(prog="raftkv cluster", description="Run a local 3-member raftkv cluster.")
     p.add_argument(
         "--base-port", type=int, default=2379, help="client port of the first member (default 2379)"
     )
@@ -51,7 +42,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         args = _parser().parse_args(list(argv))
         default_ports(args.members, args.base_port)
-    except _UsageError as e:
+    except UsageError as e:
         print(f"raftkv cluster: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as e:

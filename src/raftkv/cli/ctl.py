@@ -19,8 +19,9 @@ import re
 import shlex
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
+from raftkv.cli import Parser, UsageError
 from raftkv.client import AsyncClient, ClientError, ConnectionFailed, Timeout
 from raftkv.client.aio import prefix_end
 from raftkv.kv import (
@@ -56,15 +57,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 COMMANDS = ("put", "get", "del", "watch", "txn", "lease", "member", "status")
-
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 # --- flags -------------------------------------------------------------------------------------
@@ -155,7 +147,7 @@ def _del_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=f"raftkv {command}", allow_abbrev=False)
+    p = Parser(prog=f"raftkv {command}", allow_abbrev=False)
     _globals(p)
     match command:
         case "put":
@@ -173,7 +165,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         case "txn":
             p.add_argument("-i", "--interactive", action="store_true", help="show prompts")
         case "lease":
-            sub = p.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+            sub = p.add_subparsers(dest="sub", required=True, parser_class=Parser)
             sub.add_parser("grant").add_argument("ttl", type=int)
             sub.add_parser("revoke").add_argument("id", type=parse_hex_id)
             ka = sub.add_parser("keep-alive")
@@ -186,7 +178,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
             for sp in sub.choices.values():
                 _globals(sp, sub=True)
         case "member":
-            sub = p.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+            sub = p.add_subparsers(dest="sub", required=True, parser_class=Parser)
             _globals(sub.add_parser("list"), sub=True)
         case "status":
             pass
@@ -565,7 +557,7 @@ def parse_op(line: str) -> RequestOp:
         raise UsageError(f"invalid txn operation {line!r}: {e}") from None
     if not args or args[0] not in ("put", "get", "del"):
         raise UsageError(f"invalid txn operation {line!r}: expected put, get or del")
-    p = _Parser(prog=args[0], add_help=False)
+    p = Parser(prog=args[0], add_help=False)
     {"put": lambda q: _put_flags(q, value_optional=False), "get": _get_flags, "del": _del_flags}[
         args[0]
     ](p)

@@ -15,22 +15,14 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+
+from raftkv.cli import Parser, UsageError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="raftkv dashboard", description="Serve the raftkv web dashboard.")
+    p = Parser(prog="raftkv dashboard", description="Serve the raftkv web dashboard.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--endpoints", help="client URLs of a running cluster, comma-separated (read-only view)"
@@ -78,7 +70,7 @@ async def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str]) -> int:
     try:
         args = _parser().parse_args(list(argv))
-    except _UsageError as e:
+    except UsageError as e:
         print(f"raftkv dashboard: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as e:
