@@ -328,16 +328,14 @@ class Node:
             if self._forwarded:
                 self._fail_forwarded(rd.soft_state.lead)
         steps = plan(rd)
-        writing: Awaitable[None] | None = None
-        early_apply = any(
-            isinstance(a, Apply) and isinstance(b, Persist) for a, b in itertools.pairwise(steps)
-        )
-        if early_apply:
-            # plan() put an Apply of already-durable entries before the Persist: start the disk
-            # write first (one loop turn hands it to the I/O thread), apply during the fsync.
-            p = next(s for s in steps if isinstance(s, Persist))
+        persist = next((s for s in steps if isinstance(s, Persist)), None)
+        writing: Awaitable[None] = _DONE
+        if persist is not None:
+            # Start the disk write before anything else; one loop turn hands it to the I/O
+            # thread. An Apply that plan() put before the Persist covers entries already
+            # durable, so it runs while the fsync is in flight.
             try:
-                writing = self._start_persist(p.snapshot, p.hard_state, p.entries)
+                writing = self._start_persist(persist.snapshot, persist.hard_state, persist.entries)
             except Exception as e:
                 raise StorageFailed(f"storage write failed: {e}") from e
             await asyncio.sleep(0)
@@ -349,10 +347,8 @@ class Node:
                     for m in messages:
                         key = (m.to, kind(m))
                         counts[key] = counts.get(key, 0) + 1
-                case Persist(snapshot, hard_state, entries):
+                case Persist():
                     try:
-                        if writing is None:
-                            writing = self._start_persist(snapshot, hard_state, entries)
                         await writing
                     except Exception as e:
                         raise StorageFailed(f"storage write failed: {e}") from e
@@ -381,7 +377,7 @@ class Node:
         if inspect.isawaitable(r):
             await r
         r2 = self.storage.save(hs, entries)
-        if r2 is not None:
+        if inspect.isawaitable(r2):
             await r2
 
     def _apply(self, snap: Snapshot | None, entries: tuple[Entry, ...]) -> None:
