@@ -10,7 +10,6 @@ from raftkv.raft.errors import (
     ProposalDropped,
     RaftError,
     SnapshotTemporarilyUnavailable,
-    StepError,
     StorageError,
     Unavailable,
 )
@@ -58,7 +57,6 @@ __all__ = [
     "SnapshotTemporarilyUnavailable",
     "SoftState",
     "Status",
-    "StepError",
     "Storage",
     "StorageError",
     "Unavailable",

@@ -5,11 +5,13 @@
     RaftError                     API misuse or an impossible request
     ├── ConfigError               an invalid Config
     ├── ProposalDropped           a proposal the node cannot accept (no leader, transfer in progress)
-    ├── StorageError              raised by a Storage implementation
-    │   ├── Compacted             the requested index is below the first retained index
-    │   ├── Unavailable           the requested index is beyond the last index
-    │   └── SnapshotTemporarilyUnavailable  the snapshot is being built; retry later
-    └── StepError                 a message the node refuses to step (never corrupts state)
+    └── StorageError              raised by a Storage implementation
+        ├── Compacted             the requested index is below the first retained index
+        ├── Unavailable           the requested index is beyond the last index
+        └── SnapshotTemporarilyUnavailable  the snapshot is being built; retry later
+
+A message the core refuses (from an unknown node, inconsistent fields) raises nothing: it is
+dropped and counted in ``Status.dropped_messages``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,3 @@ class Unavailable(StorageError):
 
 class SnapshotTemporarilyUnavailable(StorageError):
     """The storage cannot produce a snapshot right now; the leader retries later."""
-
-
-class StepError(RaftError):
-    """A message the core refuses: local-only kinds from the network, or a bad recipient."""

@@ -86,7 +86,7 @@ class Unstable:
 class RaftLog:
     """Stable storage plus the unstable tail, with the commit and apply points."""
 
-    def __init__(self, storage: Storage, max_next_ents_size: int = 1 << 62) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         first = storage.first_index()
         last = storage.last_index()
@@ -94,7 +94,6 @@ class RaftLog:
         # The snapshot's index is committed and applied by definition.
         self.committed = first - 1
         self.applied = first - 1
-        self.max_next_ents_size = max_next_ents_size
 
     def __repr__(self) -> str:
         return (
