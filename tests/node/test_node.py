@@ -234,7 +234,8 @@ def test_a_cluster_on_disk_restarts_with_its_state(tmp_path: object) -> None:
 
 def test_move_leader_through_the_service() -> None:
     from raftkv.kv import KVStateMachine
-    from raftkv.server.service import BadLeaderTransferee, KVService, NotLeader, ServiceConfig
+    from raftkv.kv.errors import BadLeaderTransferee, NotLeader
+    from raftkv.server.service import KVService, ServiceConfig
 
     async def body(c: Cluster) -> None:
         await until(lambda: c.leader() is not None)

@@ -53,6 +53,7 @@ from raftkv.kv import (
     WatchFilter,
     WatchResponse,
 )
+from raftkv.kv.errors import RequestTimeout, ServerStopped
 from raftkv.kv.wire import (
     ClientFrame,
     ClientRequest,
@@ -63,9 +64,7 @@ from raftkv.kv.wire import (
     MemberList,
     MemberListResponse,
     RequestBody,
-    RequestTimeout,
     ResponseBody,
-    ServerStopped,
     Status,
     StatusResponse,
     WatchCancel,

@@ -114,6 +114,35 @@ class NoLeader(KVError):
     message = "etcdserver: no leader"
 
 
+class NotLeader(KVError):
+    """etcd's ErrGRPCNotLeader: the request (a leadership transfer) must go to the leader."""
+
+    code = "FAILED_PRECONDITION"
+    message = "etcdserver: not leader"
+
+
+class BadLeaderTransferee(KVError):
+    code = "FAILED_PRECONDITION"
+    message = "etcdserver: bad leader transferee"
+
+
+class LeaderTransferTimeout(KVError):
+    code = "UNAVAILABLE"
+    message = "etcdserver: request timed out, leader transfer took too long"
+
+
+class RequestTimeout(KVError):
+    """etcd's ErrTimeout: the request was not applied in time (it may still be)."""
+
+    code = "UNAVAILABLE"
+    message = "etcdserver: request timed out"
+
+
+class ServerStopped(KVError):
+    code = "UNAVAILABLE"
+    message = "etcdserver: server stopped"
+
+
 class StaleSequence(KVError):
     """A retried command whose seq is older than the session's last applied one (thesis §6.3)."""
 
@@ -126,7 +155,8 @@ ERRORS: dict[str, type[KVError]] = {
     for cls in (
         EmptyKey, KeyNotFound, ValueProvided, LeaseProvided, TooManyOps, DuplicateKey,
         InvalidSortOption, RequestTooLarge, Compacted, FutureRev, TTLTooLarge, LeaseNotFound,
-        LeaseExist, NoLeader, StaleSequence,
+        LeaseExist, NoLeader, StaleSequence, NotLeader, BadLeaderTransferee,
+        LeaderTransferTimeout, RequestTimeout, ServerStopped,
     )
 }  # fmt: skip
 """Every KV error by class name: how a cached error is stored in a snapshot and read back."""

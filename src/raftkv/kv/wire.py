@@ -247,18 +247,6 @@ def decode_watch_event(payload: bytes) -> WatchEvent:
 # --- typed errors over the wire ------------------------------------------------------------------
 
 
-class RequestTimeout(KVError):
-    """etcd's ErrTimeout: the request was not applied in time (it may still be)."""
-
-    code = "UNAVAILABLE"
-    message = "etcdserver: request timed out"
-
-
-class ServerStopped(KVError):
-    code = "UNAVAILABLE"
-    message = "etcdserver: server stopped"
-
-
 class UnknownRequest(KVError):
     """The server could not read a request's body (an unknown type or a malformed one)."""
 
@@ -281,7 +269,7 @@ class RemoteError(KVError):
 
 WIRE_ERRORS: dict[str, type[KVError]] = {
     **ERRORS,
-    **{c.__name__: c for c in (RequestTimeout, ServerStopped, UnknownRequest, InternalError)},
+    **{c.__name__: c for c in (UnknownRequest, InternalError)},
 }
 """Every error class a client can rebuild from a response, by class name."""
 

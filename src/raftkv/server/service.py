@@ -52,31 +52,20 @@ from raftkv.kv import (
     check_request_size,
     encode_command,
 )
+from raftkv.kv.errors import (
+    BadLeaderTransferee,
+    LeaderTransferTimeout,
+    NotLeader,
+    RequestTimeout,
+    ServerStopped,
+)
 from raftkv.kv.types import Command
-from raftkv.kv.wire import RequestTimeout, ServerStopped
 from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
 
 log = logging.getLogger("raftkv.server")
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=msgspec.Struct)
-
-
-class NotLeader(KVError):
-    """etcd's ErrGRPCNotLeader: the request must go to the leader."""
-
-    code = "FAILED_PRECONDITION"
-    message = "etcdserver: not leader"
-
-
-class BadLeaderTransferee(KVError):
-    code = "FAILED_PRECONDITION"
-    message = "etcdserver: bad leader transferee"
-
-
-class LeaderTransferTimeout(KVError):
-    code = "UNAVAILABLE"
-    message = "etcdserver: request timed out, leader transfer took too long"
 
 
 @dataclass(frozen=True, kw_only=True)
