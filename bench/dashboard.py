@@ -31,8 +31,6 @@ ARGS = [
 ]  # fmt: skip
 
 
-
-
 async def load(endpoints: list[str], rate: float, seconds: float) -> dict[str, float]:
     """Open-loop puts at ``rate``/s (at most 256 in flight) for ``seconds``."""
     from raftkv.client import AsyncClient

@@ -21,8 +21,6 @@ SMALL_WAL = ["--wal-segment-size", str(1 << 20)]
 DEADLINE = 20.0
 
 
-
-
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         try:

@@ -13,8 +13,6 @@ ELECTION_MS = 500
 DEADLINE_MS = 20_000
 
 
-
-
 def start_cluster(base: Path, n: int = 3) -> LocalCluster:
     last: Exception | None = None
     for attempt in range(3):

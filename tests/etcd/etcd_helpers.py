@@ -24,15 +24,15 @@ ETCD_BIN = "/usr/bin/etcd"
 
 def need(binary: str) -> str:
     """The path of ``binary``; a skip (a failure under CI=true) when it is not installed."""
-    path = shutil.which(binary) or (binary if os.path.isabs(binary) and os.access(binary, os.X_OK) else None)
+    path = shutil.which(binary) or (
+        binary if os.path.isabs(binary) and os.access(binary, os.X_OK) else None
+    )
     if path is None:
         msg = f"{binary} is not installed (scripts/ensure_deps.sh installs etcd-client/etcd-server)"
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:

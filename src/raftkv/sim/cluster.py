@@ -504,7 +504,7 @@ class Cluster:
     def term(self, i: int) -> int:
         """Node ``i``'s current term (its persisted term while crashed)."""
         n = self._nodes[i]
-        return n.raw.status().term if n is not None else self._storages[i].initial_state()[0].term
+        return n.raw.term if n is not None else self._storages[i].initial_state()[0].term
 
     def role(self, i: int) -> Role | None:
         """Node ``i``'s role, None while crashed."""
