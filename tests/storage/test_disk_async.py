@@ -41,10 +41,11 @@ def test_concurrent_saves_share_one_fsync(tmp_path: Any) -> None:
     async def main() -> None:
         storage = await AsyncDiskStorage.open(str(tmp_path), segment_size=1 << 20)
         before = storage.disk.fsyncs
+        # The first save goes to the disk at once; the 49 queued behind its fsync share one.
         await asyncio.gather(
             *(storage.save(hs(1, i), entries(i + 1, 1, 1, tag=i)) for i in range(50))
         )
-        assert storage.disk.fsyncs - before == 1
+        assert storage.disk.fsyncs - before == 2
         assert storage.last_index() == 50
         assert [e.data[0] for e in storage.entries(1, 51)] == list(range(50))
         await storage.close()
@@ -81,6 +82,28 @@ def test_the_loop_runs_while_an_fsync_is_in_flight_and_later_saves_merge(tmp_pat
         await storage.close()
 
     asyncio.run(main())
+
+
+def test_a_commit_index_alone_is_written_on_the_loop_without_an_fsync(tmp_path: Any) -> None:
+    fs = GatedFileSystem()
+    fs.gate.set()
+
+    async def main() -> None:
+        storage = AsyncDiskStorage(DiskStorage(str(tmp_path), fs=fs, segment_size=1 << 20))
+        await storage.save(hs(1, 0), entries(1, 3, 1))
+        fs.gate.clear()  # any fsync from now on would hang the worker until the test ends
+        before = storage.disk.fsyncs
+        done = storage.save(hs(1, 3), [])
+        assert asyncio.ensure_future(done).done()  # no thread, no loop turn
+        assert storage.disk.fsyncs == before
+        assert storage.initial_state()[0].commit == 3
+        fs.gate.set()
+        await storage.save(hs(1, 3), entries(4, 1, 1))  # a synced write makes it durable
+        await storage.close()
+
+    asyncio.run(main())
+    with DiskStorage(str(tmp_path)) as disk:
+        assert disk.initial_state()[0].commit == 3 and disk.last_index() == 4
 
 
 def test_async_answers_like_memory_through_every_write(tmp_path: Any) -> None:

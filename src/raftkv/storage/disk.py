@@ -47,11 +47,16 @@ SNAP_DIR = "snap"
 
 @dataclass(slots=True)
 class PlannedWrite:
-    """A write split in two: ``io`` touches only the disk, ``apply`` only memory."""
+    """A write split in two: ``io`` touches only the disk, ``apply`` only memory.
+
+    ``inline`` says ``io`` is cheap enough to run on an event loop: nothing at all, or a small
+    buffered write with no fsync, no segment rollover and no zeroing (a commit index alone).
+    """
 
     io: Callable[[], None]
     apply: Callable[[], None]
     result: Any = None
+    inline: bool = False
 
 
 def _noop() -> None:
@@ -285,14 +290,16 @@ class DiskStorage:
                     self._hard_state = hard_state
 
         if not parts:
-            return PlannedWrite(_noop, apply)
+            return PlannedWrite(_noop, apply, inline=True)
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-        return PlannedWrite(self._wal_io(data, sync=must_sync), apply)
+        assert self._wal is not None
+        inline = not must_sync and self._wal.cheap(len(data))
+        return PlannedWrite(self._wal_io(data, sync=must_sync), apply, inline=inline)
 
     def plan_apply_snapshot(self, snap: Snapshot) -> PlannedWrite:
         self._check_writable()
         if snap.meta.index <= self._snapshot.meta.index:
-            return PlannedWrite(_noop, _noop)
+            return PlannedWrite(_noop, _noop, inline=True)
         mark = SnapshotMark(snap.meta.index, snap.meta.term, reset=True)
         wal_io = self._wal_io(encode_record(mark))
 
@@ -311,7 +318,7 @@ class DiskStorage:
     def plan_create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> PlannedWrite:
         self._check_writable()
         if index <= self._snapshot.meta.index:
-            return PlannedWrite(_noop, _noop, self._snapshot)
+            return PlannedWrite(_noop, _noop, self._snapshot, inline=True)
         if index > self._log.last_index():
             raise Unavailable(f"snapshot index {index} is beyond the last index")
         term = self._log.term(index)
@@ -333,7 +340,7 @@ class DiskStorage:
     def plan_compact(self, index: int) -> PlannedWrite:
         self._check_writable()
         if index <= self._log.base.index:
-            return PlannedWrite(_noop, _noop)
+            return PlannedWrite(_noop, _noop, inline=True)
         last = self._log.last_index()
         if index > last:
             raise Unavailable(f"compact {index} is beyond the last index {last}")

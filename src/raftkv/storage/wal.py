@@ -148,6 +148,11 @@ class WalWriter:
         else:
             self._dirty = True
 
+    def cheap(self, size: int) -> bool:
+        """Whether an unsynced ``write`` of ``size`` bytes is one small buffered write: no
+        rollover, no zeroing ahead, so a caller may run it on an event loop."""
+        return self._file is not None and self._tail + size <= min(self._zeroed, self._segment_size)
+
     def _zero_ahead(self, f: File, end: int, size: int) -> None:
         """Write zeros over the next ``ZERO_AHEAD`` bytes past ``end`` (fsynced with the data).
 
