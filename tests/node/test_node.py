@@ -269,3 +269,27 @@ def test_a_proposal_forwarded_to_a_dead_leader_fails_when_the_leader_changes() -
         assert await c.nodes[follower].propose(b"retry") >= 1
 
     run(body)
+
+
+def test_a_proposal_never_applied_fails_with_etcds_request_timeout() -> None:
+    from raftkv.kv import KVStateMachine, PutRequest
+    from raftkv.kv.errors import RequestTimeout
+    from raftkv.server.service import KVService, ServiceConfig
+
+    async def main() -> None:
+        # The node's loops are never started: the proposal waits forever unless timed out.
+        t = MemoryTransport(1, MemoryNetwork(), [], on_message=lambda m: None)
+        node = Node(NodeConfig(id=1), MemoryStorage(ConfState(voters=(1,))), t, Counter())
+        svc = KVService(node, KVStateMachine(), ServiceConfig(cluster_id=1, request_timeout=0.2))
+        await svc.start()
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(RequestTimeout):
+                await svc.put(PutRequest(b"k", b"v"))
+            assert loop.time() - started >= 0.2
+            assert not node._waiters  # the timed-out proposal is forgotten by the node
+        finally:
+            await svc.stop()
+
+    asyncio.run(main())

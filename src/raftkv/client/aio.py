@@ -405,7 +405,8 @@ class AsyncClient:
             else:
                 fut = conn.send(body, client_id, seq, stream)
                 try:
-                    resp = await asyncio.wait_for(asyncio.shield(fut), remaining)
+                    async with asyncio.timeout(remaining):  # no extra task, unlike wait_for
+                        resp = await fut
                 except TimeoutError:
                     conn.forget(fut)
                     raise Timeout() from last

@@ -212,24 +212,30 @@ class Node:
     def report_unreachable(self, to: int) -> None:
         self.raw.report_unreachable(to)
 
-    async def propose(self, payload: bytes) -> object:
-        """Replicate ``payload`` and return the state machine's result once it is applied here.
+    def propose(self, payload: bytes) -> asyncio.Future[object]:
+        """Replicate ``payload``; the future gets the state machine's result once it is
+        applied here (a plain future, not a coroutine: awaiting it costs no task).
 
-        Raises:
+        Raises (from the future):
             NotLeaderError: no leader is known (retry later or elsewhere).
             NodeStopped / StorageFailed: the node is not running.
         """
-        self._check_running()
-        rid = next(self._rids)
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        try:
+            self._check_running()
+        except (NodeStopped, StorageFailed) as e:
+            fut.set_exception(e)
+            return fut
+        rid = next(self._rids)
         self._waiters[rid] = fut
+        fut.add_done_callback(lambda _: self._forget(rid))
         self._pending.append(wrap(self.id, rid, payload))
         self._wake.set()
-        try:
-            return await fut
-        finally:
-            self._waiters.pop(rid, None)
-            self._forwarded.pop(rid, None)
+        return fut
+
+    def _forget(self, rid: int) -> None:
+        self._waiters.pop(rid, None)
+        self._forwarded.pop(rid, None)
 
     async def read_index(self) -> int:
         """Linearizable read point (Raft §8, thesis §6.4): returns once this node has applied
@@ -330,23 +336,24 @@ class Node:
         steps = plan(rd)
         persist = next((s for s in steps if isinstance(s, Persist)), None)
         writing: Awaitable[None] = _DONE
+        first = 0
+        if steps and isinstance(steps[0], Send):
+            # A leader's appends leave first: the followers' round trip and fsync are the
+            # longer path to commit than this node's own fsync.
+            self._send(steps[0].messages)
+            first = 1
         if persist is not None:
-            # Start the disk write before anything else; one loop turn hands it to the I/O
-            # thread. An Apply that plan() put before the Persist covers entries already
+            # Then start the disk write (AsyncDiskStorage hands it to its I/O thread in this
+            # call). An Apply that plan() put before the Persist covers entries already
             # durable, so it runs while the fsync is in flight.
             try:
                 writing = self._start_persist(persist.snapshot, persist.hard_state, persist.entries)
             except Exception as e:
                 raise StorageFailed(f"storage write failed: {e}") from e
-            await asyncio.sleep(0)
-        for step in steps:
+        for step in steps[first:]:
             match step:
                 case Send(messages):
-                    self.transport.send(messages)
-                    counts = self.sent_kinds
-                    for m in messages:
-                        key = (m.to, kind(m))
-                        counts[key] = counts.get(key, 0) + 1
+                    self._send(messages)
                 case Persist():
                     try:
                         await writing
@@ -358,6 +365,13 @@ class Node:
         self.raw.advance(rd)
         self._release_reads()
         await self._maybe_snapshot()
+
+    def _send(self, messages: tuple[Message, ...]) -> None:
+        self.transport.send(messages)
+        counts = self.sent_kinds
+        for m in messages:
+            key = (m.to, kind(m))
+            counts[key] = counts.get(key, 0) + 1
 
     def _start_persist(
         self, snap: Snapshot | None, hs: HardState | None, entries: tuple[Entry, ...]

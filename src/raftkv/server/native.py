@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 import msgspec
@@ -26,14 +27,18 @@ import msgspec
 import raftkv
 from raftkv.kv import (
     CompactionRequest,
+    CompactionResponse,
     DeleteRangeRequest,
+    DeleteRangeResponse,
     KVError,
     LeaseGrantRequest,
     LeaseRevokeRequest,
     PutRequest,
+    PutResponse,
     RangeRequest,
     ResponseHeader,
     TxnRequest,
+    TxnResponse,
     WatchResponse,
 )
 from raftkv.kv.wire import (
@@ -99,6 +104,7 @@ class NativeProtocol(asyncio.Protocol):
         self._magic_ok = False
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._proposals = 0  # writes in flight (answered from callbacks, not tasks)
         self._watches: set[int] = set()
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -181,6 +187,9 @@ class NativeProtocol(asyncio.Protocol):
             case WatchCreate() | WatchCancel() | WatchProgress():
                 self._watch(req.id, body)
                 return
+            case PutRequest() | DeleteRangeRequest() | TxnRequest() | CompactionRequest():
+                self._propose(req)
+                return
             case MemberList():
                 self._answer(ClientResponse(req.id, self._member_list()))
                 return
@@ -192,6 +201,39 @@ class NativeProtocol(asyncio.Protocol):
         task = asyncio.get_running_loop().create_task(self._serve(req))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        self._update_reading()
+
+    def _propose(self, req: ClientRequest) -> None:
+        """A write, with no task: the answer is sent from the proposal's done callback."""
+        body = req.body
+        assert isinstance(body, PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest)
+        try:
+            if isinstance(body, CompactionRequest):
+                fut = self.service.start_propose(body)
+            else:
+                fut = self.service.start_propose(body, req.client_id, req.seq)
+        except KVError as e:
+            self._answer(error_response(req.id, e))
+            return
+        self._proposals += 1
+        fut.add_done_callback(functools.partial(self._proposed, req.id))
+        self._update_reading()
+
+    def _proposed(self, rid: int, fut: asyncio.Future[object]) -> None:
+        self._proposals -= 1
+        try:
+            result = self.service.proposal_result(fut)
+            assert isinstance(result, PutResponse | DeleteRangeResponse | TxnResponse
+                              | CompactionResponse), result  # fmt: skip
+            resp = ClientResponse(rid, result)
+        except KVError as e:
+            resp = error_response(rid, e)
+        except asyncio.CancelledError:
+            return
+        except Exception as e:  # a bug must not take the connection down
+            log.exception("native request %d from %s failed", rid, self.peer)
+            resp = error_response(rid, InternalError(one_line(f"{InternalError.message}: {e!r}")))
+        self._answer(resp)
         self._update_reading()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -218,14 +260,6 @@ class NativeProtocol(asyncio.Protocol):
         match body:
             case RangeRequest():
                 return await s.range(body)
-            case PutRequest():
-                return await s.put(body, client_id, seq)
-            case DeleteRangeRequest():
-                return await s.delete_range(body, client_id, seq)
-            case TxnRequest():
-                return await s.txn(body, client_id, seq)
-            case CompactionRequest():
-                return await s.compact(body)
             case LeaseGrantRequest():
                 return await s.lease_grant(body)
             case LeaseRevokeRequest():
@@ -236,7 +270,10 @@ class NativeProtocol(asyncio.Protocol):
                 return await s.lease_time_to_live(body.id, body.keys)
             case LeaseLeases():
                 return await s.lease_leases()
-            case WatchCreate() | WatchCancel() | WatchProgress() | MemberList() | Status():
+            case (
+                WatchCreate() | WatchCancel() | WatchProgress() | MemberList() | Status()
+                | PutRequest() | DeleteRangeRequest() | TxnRequest() | CompactionRequest()
+            ):  # fmt: skip
                 raise AssertionError("answered without a task")  # pragma: no cover
         raise UnknownRequest()  # pragma: no cover
 
@@ -331,7 +368,8 @@ class NativeProtocol(asyncio.Protocol):
         t = self._transport
         if t is None or self._closing:
             return
-        want_pause = self._write_paused or len(self._tasks) >= self.max_in_flight
+        in_flight = len(self._tasks) + self._proposals
+        want_pause = self._write_paused or in_flight >= self.max_in_flight
         if want_pause and not self._read_paused:
             self._read_paused = True
             t.pause_reading()

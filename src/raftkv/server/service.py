@@ -11,10 +11,11 @@ every lease by an election timeout first, as etcd's lessor does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -102,6 +103,46 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@contextlib.contextmanager
+def _etcd_errors() -> Iterator[None]:
+    """The node's errors (and a timeout) as etcd's."""
+    try:
+        yield
+    except NotLeaderError as e:
+        raise NoLeader() from e
+    except TimeoutError as e:
+        raise RequestTimeout() from e
+    except (NodeStopped, StorageFailed) as e:
+        raise ServerStopped() from e
+
+
+class _Deadlines:
+    """Request timeouts for proposals, without a timer per request: every proposal gets the
+    same timeout, so their deadlines are in submission order; a queue and one sweep suffice."""
+
+    SWEEP_S = 0.05
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._queue: collections.deque[tuple[float, asyncio.Future[object]]] = collections.deque()
+
+    def add(self, fut: asyncio.Future[object]) -> None:
+        q = self._queue
+        while q and q[0][1].done():  # answered in about the order asked: keep the queue short
+            q.popleft()
+        q.append((time.monotonic() + self.timeout, fut))
+
+    async def run(self) -> None:
+        q = self._queue
+        while True:
+            await asyncio.sleep(self.SWEEP_S)
+            now = time.monotonic()
+            while q and (q[0][0] <= now or q[0][1].done()):
+                _, fut = q.popleft()
+                if not fut.done():
+                    fut.set_exception(TimeoutError())
+
+
 class KVService:
     """Args:
     node: the running member.
@@ -116,6 +157,7 @@ class KVService:
         self.member_id = node.id
         self._tasks: list[asyncio.Task[None]] = []
         self._leader_since = 0.0
+        self._deadlines = _Deadlines(config.request_timeout)
         node.on_soft_state.append(self._on_soft_state)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -124,6 +166,7 @@ class KVService:
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="raftkv-leases"))
         self._tasks.append(asyncio.create_task(self._session_loop(), name="raftkv-sessions"))
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="raftkv-publish"))
+        self._tasks.append(asyncio.create_task(self._deadlines.run(), name="raftkv-deadlines"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -162,25 +205,43 @@ class KVService:
 
     async def _node_call(self, call: Awaitable[_T]) -> _T:
         """Await a node call within the request timeout, its errors turned into etcd's."""
-        try:
-            return await asyncio.wait_for(call, self.config.request_timeout)
-        except NotLeaderError as e:
-            raise NoLeader() from e
-        except TimeoutError as e:
-            raise RequestTimeout() from e
-        except (NodeStopped, StorageFailed) as e:
-            raise ServerStopped() from e
+        with _etcd_errors():
+            async with asyncio.timeout(self.config.request_timeout):  # no extra task, unlike wait_for
+                return await call
 
-    async def propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> object:
-        """Propose one command; returns its response (header stamped) or raises its KVError."""
+    def start_propose(
+        self, cmd: Command, client_id: int = 0, seq: int = 0
+    ) -> asyncio.Future[object]:
+        """Propose ``cmd`` with no coroutine and no task (the write path of every request):
+        the node's future, failed with ``TimeoutError`` once the request timeout has passed.
+        Read it with ``proposal_result``.
+
+        Raises:
+            KVError: at once, when the request is too large.
+        """
         data = encode_command(cmd, client_id, seq, _now_ms())
         check_request_size(data, self.config.max_request_bytes)
-        result = await self._node_call(self.node.propose(data))
+        fut = self.node.propose(data)
+        if not fut.done():
+            self._deadlines.add(fut)
+        return fut
+
+    def proposal_result(self, fut: asyncio.Future[object]) -> object:
+        """The answer of a settled proposal, its header stamped, or raise its etcd error."""
+        with _etcd_errors():
+            result = fut.result()
         if isinstance(result, KVError):
             raise result
         if isinstance(result, msgspec.Struct):
             return self._stamp(result)
         return result
+
+    async def propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> object:
+        """Propose one command; returns its response (header stamped) or raises its KVError."""
+        fut = self.start_propose(cmd, client_id, seq)
+        with contextlib.suppress(Exception):  # proposal_result turns it into etcd's error
+            await fut
+        return self.proposal_result(fut)
 
     async def _propose_as(
         self, kind: type[_R], cmd: Command, client_id: int = 0, seq: int = 0
