@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--initial-cluster-token", default="etcd-cluster")
     p.add_argument("--heartbeat-interval", type=int, default=50, help="ms")
     p.add_argument("--election-timeout", type=int, default=150, help="ms")
-    p.add_argument("--snapshot-count", type=int, default=10_000)
+    p.add_argument("--snapshot-count", type=int, default=100_000)
     p.add_argument("--max-request-bytes", type=int, default=1536 * 1024)
     p.add_argument("--max-txn-ops", type=int, default=MAX_TXN_OPS)
     p.add_argument(
