@@ -38,6 +38,7 @@ def test_one_leader_and_the_http_endpoints(cluster: LocalCluster) -> None:
     assert {st["lead"] for st in sts} == {leaders[0]["member_id"]}
     assert len({st["cluster_id"] for st in sts}) == 1
     assert len({st["member_id"] for st in sts}) == 3
+    assert {st["event_loop"] for st in sts} == {"uvloop"}  # a dependency on Linux
     for m in cluster.members:
         assert http_json(m.client_url + "/version") == (
             200,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -37,12 +38,14 @@ def _flags(data_dir: Path, client: int, peer: int, *extra: str) -> list[str]:
 
 
 def _run_member(
-    data_dir: Path, *extra: str, ports: tuple[int, int] | None = None
+    data_dir: Path, *extra: str, ports: tuple[int, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     client, peer = ports or free_ports(2)
     proc = subprocess.Popen(
         [sys.executable, "-m", "raftkv", "serve", *_flags(data_dir, client, peer, *extra)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{client}"
 
@@ -100,8 +103,10 @@ def test_sigterm_exits_0_and_another_clusters_data_dir_is_refused(tmp_path: Path
     data = tmp_path / "solo.etcd"
     client_port, peer_port = free_ports(2)
     ports = (client_port, peer_port)
-    proc, url = _run_member(data, ports=ports)
+    # asyncio's own event loop (uvloop is the default where it is installed)
+    proc, url = _run_member(data, ports=ports, env={"RAFTKV_EVENT_LOOP": "asyncio"})
     try:
+        assert http_json(url + "/raftkv/v1/status")[1]["event_loop"] == "asyncio"
         put(url, "a", "1")
         assert get(url, "a") == "1"
         # no --enable-fault-injection: the debug API is not there

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -41,7 +41,8 @@ class _Sniffer(asyncio.Protocol):
         self.handed_over = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's do not subclass asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.timer = asyncio.get_running_loop().call_later(
             self.listener.sniff_timeout, self._timeout

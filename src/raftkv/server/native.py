@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from typing import cast
 
 import msgspec
 
@@ -115,7 +116,8 @@ class NativeProtocol(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's do not subclass asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         if peer:

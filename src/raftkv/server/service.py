@@ -158,11 +158,14 @@ class KVService:
         self._tasks: list[asyncio.Task[None]] = []
         self._leader_since = 0.0
         self._deadlines = _Deadlines(config.request_timeout)
+        self.event_loop = ""
+        """The event loop serving this member: "uvloop" or "asyncio" (set by ``start``)."""
         node.on_soft_state.append(self._on_soft_state)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.event_loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="raftkv-leases"))
         self._tasks.append(asyncio.create_task(self._session_loop(), name="raftkv-sessions"))
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="raftkv-publish"))
@@ -415,5 +418,6 @@ class KVService:
         d["cluster_id"] = self.config.cluster_id
         d["revision"] = self.sm.revision
         d["compact_revision"] = self.sm.compact_revision
+        d["event_loop"] = self.event_loop
         return d
 
