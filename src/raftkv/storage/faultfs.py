@@ -233,6 +233,10 @@ class FaultyFileSystem:
         self._check()
         return self._inner.read(path)
 
+    def map(self, path: str) -> memoryview:
+        self._check()
+        return self._inner.map(path)
+
     def size(self, path: str) -> int:
         self._check()
         return self._inner.size(path)

@@ -155,7 +155,7 @@ def _replay_segment(
     fs: FileSystem, name: SegmentName, first: bool, last: bool, log: _Log, out: Replayed
 ) -> SegmentInfo:
     path = name.path
-    buf = fs.read(path)
+    buf = fs.map(path)
     try:
         seq, first_index = decode_segment_header(buf)
     except ValueError as e:
@@ -168,6 +168,10 @@ def _replay_segment(
     save_type = RecordType.SAVE
     lo = tlo = 1 << 64
     hi = thi = -1
+    # Terms never decrease along a run of in-order appends: the first and last entries of each
+    # run bound its terms, so the hot path only remembers those.
+    first_batch: Entry | None = None
+    last_batch: Entry | None = None
     records = count = 0
     for offset, rtype, body in scanner:
         # The hot loop of recovery: one iteration per save, the per-entry work stays in C.
@@ -178,17 +182,21 @@ def _replay_segment(
                 raise CorruptionError(path, offset, f"undecodable save: {e}") from e
             batch = save.entries
             if batch:
-                log.append(batch, path, offset)
+                b0 = batch[0]
+                if b0.index == log.start + len(log.ents):  # the usual case: appends in order
+                    log.ents += batch
+                else:  # a conflict (Raft §5.3): the run so far ends here
+                    log.append(batch, path, offset)
+                    lo = min(lo, b0.index)
+                    tlo = min(tlo, b0.term)
+                    if last_batch is not None:
+                        thi = max(thi, last_batch.term)
                 count += len(batch)
-                b0, b1 = batch[0], batch[-1]
-                if b0.index < lo:
-                    lo = b0.index
-                if b1.index > hi:
-                    hi = b1.index
-                if b0.term < tlo:
-                    tlo = b0.term
-                if b1.term > thi:
-                    thi = b1.term
+                if first_batch is None:
+                    first_batch = b0
+                last_batch = batch[-1]
+                if last_batch.index > hi:
+                    hi = last_batch.index
             if save.hard_state is not None:
                 out.hard_state = save.hard_state
         else:
@@ -207,8 +215,9 @@ def _replay_segment(
     if info.records == 0 and scanner.bad is None:
         raise CorruptionError(path, SEGMENT_HEADER.size, "segment has no STATE record")
     info.end = scanner.end
-    if hi >= 0:
-        info.index_range, info.term_range = (lo, hi), (tlo, thi)
+    if first_batch is not None and last_batch is not None:
+        info.index_range = (min(lo, first_batch.index), hi)
+        info.term_range = (min(tlo, first_batch.term), max(thi, last_batch.term))
     bad = scanner.bad
     if bad is not None:
         if not (last and bad.zeros_after and info.records > 0):
