@@ -98,3 +98,18 @@ def test_a_serve_data_dir_is_read_through_its_member_dir(
     code, out, _ = run(["inspect", str(tmp_path / "infra1.etcd")], capsys)
     assert code == 0 and "hard state: term=1 vote=1 commit=1" in out
     assert run(["verify", str(tmp_path / "infra1.etcd")], capsys) == (0, "ok\n", "")
+
+
+def test_segment_ranges_count_entries_a_later_save_overwrote(tmp_path: Any) -> None:
+    from raftkv.storage.fs import OSFileSystem
+    from raftkv.storage.replay import replay
+
+    path = str(tmp_path / "d")
+    with DiskStorage(path, segment_size=1 << 20) as disk:
+        disk.save(HardState(5, 1, 0), [Entry(5, i, b"x") for i in range(1, 6)])
+        disk.save(HardState(6, 1, 0), [Entry(2, 3, b"y")])  # a conflict: 3..5 replaced
+        disk.save(HardState(6, 1, 0), [Entry(2, 4, b"z")])
+        assert [e.term for e in disk.entries(1, 5)] == [5, 5, 2, 2]
+    seg = replay(OSFileSystem(), os.path.join(path, "wal")).segments[-1]
+    # term 5 survives only in the overwritten entries; term 2 only after the conflict
+    assert seg.index_range == (1, 5) and seg.term_range == (2, 5) and seg.entries == 7
