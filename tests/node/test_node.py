@@ -293,3 +293,12 @@ def test_a_proposal_never_applied_fails_with_etcds_request_timeout() -> None:
             await svc.stop()
 
     asyncio.run(main())
+
+
+def test_ticks_missed_during_a_stall_are_dropped_not_fired_in_a_burst() -> None:
+    from raftkv.node.node import next_tick
+
+    assert next_tick(1.0, 1.004, 0.01) == pytest.approx(1.01)  # on time: the next slot
+    assert next_tick(1.0, 1.0099, 0.01) == pytest.approx(1.01)  # late within a tick: kept
+    # half a second late: one tick now, the next an interval later, not 50 at once
+    assert next_tick(1.0, 1.5, 0.01) == pytest.approx(1.51)

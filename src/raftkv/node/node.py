@@ -87,6 +87,14 @@ class NodeConfig:
     seed: int | None = None
 
 
+def next_tick(due: float, now: float, interval: float) -> float:
+    """When the tick after the one ``due`` now should fire. After a stall of the loop (a long
+    apply, a snapshot, a busy machine) the missed ticks are dropped, as Go's ticker drops them
+    for etcd, instead of firing in a burst that would expire every election timer at once."""
+    following = due + interval
+    return following if following >= now else now + interval
+
+
 class Node:
     """One Raft member in an asyncio program.
 
@@ -296,7 +304,7 @@ class Node:
         next_at = loop.time() + interval
         while not self._stopped:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at += interval
+            next_at = next_tick(next_at, loop.time(), interval)
             self.raw.tick()
             self._wake.set()
 
