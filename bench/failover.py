@@ -2,7 +2,9 @@
 
 For raftkv at its defaults, and for etcd 3.4 at its defaults and at
 ``--heartbeat-interval 50 --election-timeout 250``. Writes go to the surviving members, each
-with a short timeout, retried until one is acknowledged. Prints median, p99 and max.
+with a short timeout, retried until one is acknowledged. After each trial the killed member is
+restarted and the next kill waits until every member names the same leader again. Prints
+median, p99 and max.
 
     .venv/bin/python bench/failover.py [--trials 20]
 """
@@ -74,6 +76,20 @@ class Etcd:
                 continue
         return None
 
+    def wait_all(self, timeout: float = 30) -> None:
+        """Until every member names the same leader (a restarted member has rejoined)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                leads = {post(ep, "/v3/maintenance/status", {}).get("leader")
+                         for ep in self.endpoints()}
+                if len(leads) == 1 and None not in leads and "0" not in leads:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.02)
+        raise SystemExit("etcd: a restarted member did not rejoin")
+
     def kill(self, i: int) -> None:
         p = self.procs[i]
         assert p is not None
@@ -119,6 +135,10 @@ class Raftkv:
     def start(self, i: int, state: str = "existing") -> None:
         self.c.start_member(i)
 
+    def wait_all(self, timeout: float = 30) -> None:
+        """Until every member names the same leader (a restarted member has rejoined)."""
+        self.c.wait_ready(timeout)
+
     def put(self, ep: str) -> bool:
         from raftkv.client import AsyncClient
 
@@ -162,7 +182,9 @@ def trials(sys_: Etcd | Raftkv, n: int) -> list[float]:
                 raise SystemExit("no write acknowledged within 30 s of the kill")
         out.append(time.monotonic() - t0)
         sys_.start(lead, "existing")
-        time.sleep(0.5 if isinstance(sys_, Etcd) else 0.2)
+        # The next kill must find a whole cluster: a Python process takes longer to start
+        # than etcd's, and a kill while it is still starting leaves a one-member minority.
+        sys_.wait_all()
     return out
 
 
