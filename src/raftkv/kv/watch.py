@@ -161,6 +161,8 @@ class WatchHub:
             w.queue.append(resp)
 
     def _on_commit(self, rev: int, events: list[Event]) -> None:
+        if not self.watches:  # every write comes here: no list for no watcher
+            return
         for w in list(self.watches.values()):
             if rev < w.next_rev:
                 continue
