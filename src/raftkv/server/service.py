@@ -144,10 +144,13 @@ class _Deadlines:
 
 
 class KVService:
-    """Args:
-    node: the running member.
-    sm: the KV state machine the node applies to.
-    config: cluster identity, members and limits.
+    """Call ``start`` before serving: it runs the lease, session, publish and request-timeout
+    loops (a proposal fails with etcd's request timeout only while they run).
+
+    Args:
+        node: the running member.
+        sm: the KV state machine the node applies to.
+        config: cluster identity, members and limits.
     """
 
     def __init__(self, node: Node, sm: KVStateMachine, config: ServiceConfig) -> None:
