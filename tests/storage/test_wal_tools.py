@@ -113,3 +113,19 @@ def test_segment_ranges_count_entries_a_later_save_overwrote(tmp_path: Any) -> N
     seg = replay(OSFileSystem(), os.path.join(path, "wal")).segments[-1]
     # term 5 survives only in the overwritten entries; term 2 only after the conflict
     assert seg.index_range == (1, 5) and seg.term_range == (2, 5) and seg.entries == 7
+
+
+def test_segment_ranges_count_entries_before_and_after_a_snapshot_reset(tmp_path: Any) -> None:
+    from raftkv.raft.types import Snapshot, SnapshotMeta
+    from raftkv.storage.fs import OSFileSystem
+    from raftkv.storage.replay import replay
+
+    path = str(tmp_path / "d")
+    with DiskStorage(path, segment_size=1 << 20, conf_state=ConfState(voters=(1,))) as disk:
+        disk.save(HardState(3, 1, 0), [Entry(1, i, b"x") for i in range(1, 11)])
+        disk.save(HardState(3, 1, 0), [Entry(3, 11, b"y")])
+        # a leader's snapshot below our last index resets the log; appends go on after it
+        disk.apply_snapshot(Snapshot(SnapshotMeta(5, 2, ConfState(voters=(1,))), b"snap"))
+        disk.save(HardState(4, 1, 5), [Entry(2, 6, b"z"), Entry(2, 7, b"z")])
+    seg = replay(OSFileSystem(), os.path.join(path, "wal")).segments[-1]
+    assert seg.index_range == (1, 11) and seg.term_range == (1, 3) and seg.entries == 13

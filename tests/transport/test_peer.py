@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 
 from conftest import Member, cluster, every_kind, retry_until, run, stop_all, wait_until
 
@@ -220,5 +221,52 @@ def test_stop_is_idempotent_and_send_after_stop_drops() -> None:
         a.t.send([hb(1, 2, 1)])
         assert a.t.stats()[2].dropped == 1
         await asyncio.sleep(0)
+
+    run(body())
+
+
+async def connected_idle_pair() -> list[Member]:
+    """Two members; 1 has delivered a message to 2 and its writer is idle again."""
+    a, b = members = await cluster(2)
+    a.t.send([hb(1, 2, 0)])
+    await wait_until(lambda: len(b.received) == 1)
+    await wait_until(lambda: a.t._peers[2].idle)
+    return members
+
+
+def test_a_burst_to_a_connected_peer_is_written_at_once_and_in_order() -> None:
+    async def body() -> None:
+        a, b = members = await connected_idle_pair()
+        try:
+            burst = 2000
+            for i in range(1, burst + 1):  # the writer is idle: send() itself writes
+                a.t.send([hb(1, 2, i)])
+            assert not a.t._peers[2].queue  # nothing left for the writer task
+            await wait_until(lambda: len(b.received) == burst + 1)
+            assert [m.commit for m in b.received] == list(range(burst + 1))  # type: ignore[union-attr]
+            assert a.t.stats()[2].messages_sent == burst + 1 and a.t.stats()[2].dropped == 0
+        finally:
+            await stop_all(members)
+
+    run(body())
+
+
+def test_a_direct_write_into_a_reset_connection_is_dropped_and_reported() -> None:
+    async def body() -> None:
+        a, b = members = await connected_idle_pair()
+        try:
+            (w,) = list(b.t._inbound_writers)
+            sock = w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            w.transport.abort()  # B resets the connection (its socket closes in a callback)...
+            await asyncio.sleep(0)  # ...that runs before this task resumes, before A polls again
+            a.t.send([hb(1, 2, 1)])  # written at once, into the reset connection
+            assert a.unreachable == [2]
+            s = a.t.stats()[2]
+            assert s.messages_sent == 1 and s.dropped == 1
+            await retry_until(lambda: a.t.send([hb(1, 2, 2)]), lambda: len(b.received) >= 2)
+            assert b.received[1].commit == 2  # type: ignore[union-attr]
+        finally:
+            await stop_all(members)
 
     run(body())

@@ -166,10 +166,9 @@ def _replay_segment(
     scanner = RecordScanner(buf, SEGMENT_HEADER.size)
     decode = SAVE_DECODER.decode
     save_type = RecordType.SAVE
-    lo = tlo = 1 << 64
-    hi = thi = -1
-    # Terms never decrease along a run of in-order appends: the first and last entries of each
-    # run bound its terms, so the hot path only remembers those.
+    # The ranges are folded in run by run: along a run of in-order appends indexes grow and
+    # terms never decrease, so the hot path only remembers a run's first and last entries.
+    ranges = _Ranges()
     first_batch: Entry | None = None
     last_batch: Entry | None = None
     records = count = 0
@@ -185,18 +184,14 @@ def _replay_segment(
                 b0 = batch[0]
                 if b0.index == log.start + len(log.ents):  # the usual case: appends in order
                     log.ents += batch
-                else:  # a conflict (Raft §5.3): the run so far ends here
+                    if first_batch is None:
+                        first_batch = b0
+                else:  # a conflict (Raft §5.3): a new run starts here
                     log.append(batch, path, offset)
-                    lo = min(lo, b0.index)
-                    tlo = min(tlo, b0.term)
-                    if last_batch is not None:
-                        thi = max(thi, last_batch.term)
-                count += len(batch)
-                if first_batch is None:
+                    ranges.fold(first_batch, last_batch)
                     first_batch = b0
+                count += len(batch)
                 last_batch = batch[-1]
-                if last_batch.index > hi:
-                    hi = last_batch.index
             if save.hard_state is not None:
                 out.hard_state = save.hard_state
         else:
@@ -210,20 +205,37 @@ def _replay_segment(
                 _enter_segment(payload, first, first_index, log, out, (path, offset))
             else:
                 _apply(payload, log, out, (path, offset))
+                ranges.fold(first_batch, last_batch)  # a reset or compaction ends the run
+                first_batch = last_batch = None
         records += 1
     info.records, info.entries = records, count
     if info.records == 0 and scanner.bad is None:
         raise CorruptionError(path, SEGMENT_HEADER.size, "segment has no STATE record")
     info.end = scanner.end
-    if first_batch is not None and last_batch is not None:
-        info.index_range = (min(lo, first_batch.index), hi)
-        info.term_range = (min(tlo, first_batch.term), max(thi, last_batch.term))
+    ranges.fold(first_batch, last_batch)
+    if ranges.hi >= 0:
+        info.index_range = (ranges.lo, ranges.hi)
+        info.term_range = (ranges.tlo, ranges.thi)
     bad = scanner.bad
     if bad is not None:
         if not (last and bad.zeros_after and info.records > 0):
             raise CorruptionError(path, bad.offset, bad.reason)
         out.torn = TornTail(path, bad.offset, bad.reason)
     return info
+
+
+class _Ranges:
+    """The index and term ranges of one segment's entries, folded in a run at a time."""
+
+    def __init__(self) -> None:
+        self.lo = self.tlo = 1 << 64
+        self.hi = self.thi = -1
+
+    def fold(self, first: Entry | None, last: Entry | None) -> None:
+        if first is None or last is None:
+            return
+        self.lo, self.hi = min(self.lo, first.index), max(self.hi, last.index)
+        self.tlo, self.thi = min(self.tlo, first.term), max(self.thi, last.term)
 
 
 def _enter_segment(

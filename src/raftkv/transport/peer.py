@@ -339,10 +339,17 @@ class PeerTransport:
         batch = list(peer.queue)
         peer.queue.clear()
         encoded = self._encode(peer, batch)
+        if not encoded:
+            return
         try:
-            self._write_encoded(peer, encoded)
+            frames, size = self._write_encoded(peer, encoded)
+            if writer.is_closing():  # a failed send closes the transport; write() raises nothing
+                raise ConnectionResetError("the connection closed during the write")
         except (OSError, TransportError) as e:
+            self._peer_stats(peer.id).dropped += len(encoded)
             self._lost(peer, e)
+            return
+        self._count_sent(peer, len(encoded), frames, size)
 
     async def _run_writer(self, peer: _Peer) -> None:
         backoff = self.backoff_min
@@ -471,30 +478,33 @@ class PeerTransport:
         return encoded
 
     async def _write_messages(self, peer: _Peer, messages: list[Message]) -> None:
-        if not messages:
-            return
         encoded = self._encode(peer, messages)
-        self._write_encoded(peer, encoded)
-        assert peer.writer is not None
-        await peer.writer.drain()
-
-    def _write_encoded(self, peer: _Peer, encoded: list[bytes]) -> None:
-        """One write of ``encoded`` (the socket's buffer takes it; drain is the caller's)."""
         if not encoded:
             return
         assert peer.writer is not None
-        frames = message_frames(encoded, self.max_frame_size)
-        data = b"".join(frames)
         try:
-            peer.writer.write(data)
+            frames, size = self._write_encoded(peer, encoded)
+            await peer.writer.drain()
         except BaseException:
             self._peer_stats(peer.id).dropped += len(encoded)
             raise
+        self._count_sent(peer, len(encoded), frames, size)
+
+    def _write_encoded(self, peer: _Peer, encoded: list[bytes]) -> tuple[int, int]:
+        """One write of ``encoded`` into the socket's buffer; (frames, bytes) written. Whether
+        it went out is the caller's to find out (drain, or the transport closing)."""
+        assert peer.writer is not None
+        frames = message_frames(encoded, self.max_frame_size)
+        data = b"".join(frames)
+        peer.writer.write(data)
+        return len(frames), len(data)
+
+    def _count_sent(self, peer: _Peer, messages: int, frames: int, size: int) -> None:
         s = self._peer_stats(peer.id)
         s.writes += 1
-        s.frames_sent += len(frames)
-        s.messages_sent += len(encoded)
-        s.bytes_sent += len(data)
+        s.frames_sent += frames
+        s.messages_sent += messages
+        s.bytes_sent += size
 
     async def _write_snapshot(self, peer: _Peer, m: InstallSnapshot) -> None:
         writer = peer.writer
