@@ -156,3 +156,24 @@ def test_native_protocol_takes_the_magic_itself_and_refuses_a_wrong_one(
         asyncio.run(body())
     finally:
         server.close()
+
+
+def test_a_value_over_the_request_limit_gets_etcds_error_and_the_connection_stays(
+    cluster: ThreadCluster,
+) -> None:
+    from raftkv.kv import RequestTooLarge
+
+    async def body() -> None:
+        big = b"v" * (1536 * 1024 + 1)  # over etcd's --max-request-bytes, under the frame limit
+        async with AsyncClient([cluster.endpoints[0]], command_timeout=5) as c:
+            try:
+                await c.put("bad/big", big)
+            except RequestTooLarge as e:
+                assert str(e) == "etcdserver: request is too large"
+            else:
+                raise AssertionError("a request over the limit was accepted")
+            await c.put("bad/small", "fine")  # the same connection goes on
+            assert not (await c.get("bad/big")).kvs
+        await still_serving(cluster.endpoints)
+
+    asyncio.run(body())
