@@ -54,6 +54,18 @@ def read_line(proc: subprocess.Popen[bytes]) -> str:
     return line
 
 
+def finish(proc: subprocess.Popen[bytes]) -> bytes:
+    """The rest of a killed child's stdout, read through the same buffered reader as
+    ``read_line`` (``communicate`` reads the pipe itself and would skip lines that reader has
+    already buffered), then reaped."""
+    assert proc.stdout is not None and proc.stderr is not None
+    rest = proc.stdout.read()
+    proc.stderr.read()
+    proc.wait()
+    proc.watchdog.cancel()  # type: ignore[attr-defined]
+    return rest
+
+
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,8 +79,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
         for _ in range(target):  # wait for a condition: the child acknowledged `target` saves
             acked[int(read_line(proc))] = term
         proc.send_signal(signal.SIGKILL)
-        rest, _ = proc.communicate()
-        proc.watchdog.cancel()  # type: ignore[attr-defined]
+        rest = finish(proc)
         for line in rest.decode().split():  # acknowledged before the kill landed
             acked[int(line)] = term
         assert proc.returncode == -signal.SIGKILL
