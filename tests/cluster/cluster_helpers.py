@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from raftkv.localcluster import ClusterError, LocalCluster, free_ports, http_json
+from waiting import DEADLINE as DEADLINE  # re-exported for the tests of this folder
+from waiting import wait_until as wait_until
 
 ELECTION_MS = 500
 SMALL_WAL = ["--wal-segment-size", str(1 << 20)]
-DEADLINE = 20.0
 
 
 def port_free(port: int) -> bool:
@@ -28,14 +29,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or pred}")
-        time.sleep(0.05)
 
 
 def b64(s: str) -> str:

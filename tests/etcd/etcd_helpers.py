@@ -8,16 +8,17 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from raftkv.localcluster import ClusterError, LocalCluster, free_ports
+from waiting import DEADLINE as DEADLINE  # re-exported for the tests of this folder
+from waiting import wait_until as wait_until
 
 ELECTION_MS = 500
-DEADLINE = 20.0
 MAX_REQUEST_BYTES = 64 * 1024  # small, so "request is too large" fits in one argv string
 ETCD_BIN = "/usr/bin/etcd"
 
@@ -33,14 +34,6 @@ def need(binary: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or pred}")
-        time.sleep(0.05)
 
 
 def etcdctl(
