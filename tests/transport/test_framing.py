@@ -6,10 +6,10 @@ import itertools
 import struct
 
 import pytest
-from conftest import every_kind
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import every_kind
 from raftkv.raft.messages import InstallSnapshot, encode_message
 from raftkv.raft.types import Snapshot
 from raftkv.transport import Frame, FrameDecoder, FrameError, FrameTooLarge, encode_frame

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import every_kind, run, wait_until
 
+from conftest import every_kind, run, wait_until
 from raftkv.raft.messages import Heartbeat, InstallSnapshot, Message
 from raftkv.transport import MemoryNetwork, MemoryTransport, PeerTransport, Transport
 

@@ -8,7 +8,6 @@ import socket
 import struct
 
 from conftest import Member, cluster, every_kind, retry_until, run, stop_all, wait_until
-
 from raftkv.raft.messages import Heartbeat, InstallSnapshot, Message
 from raftkv.raft.types import Snapshot, SnapshotMeta
 

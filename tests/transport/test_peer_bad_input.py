@@ -9,8 +9,8 @@ import random
 
 import msgspec
 import pytest
-from conftest import CLUSTER_ID, Member, cluster, retry_until, run, stop_all, wait_until
 
+from conftest import CLUSTER_ID, Member, cluster, retry_until, run, stop_all, wait_until
 from raftkv.raft.messages import Heartbeat, Message
 from raftkv.transport import PEER_MAGIC, FrameDecoder, FrameType, Hello, encode_frame
 from raftkv.transport.framing import PEER_FRAME_TYPES, encode_frame_header, messages_payload
