@@ -122,9 +122,13 @@ def read_sse_event(
 
 
 def children_of(pid: int) -> list[int]:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
-    return []
+    """The children of every thread of process ``pid`` (each task lists its own)."""
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    return kids
 
 
 def alive(pid: int) -> bool:

@@ -6,12 +6,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from cluster_helpers import DEADLINE, alive, children_of, get, port_free, put, wait_until
 
-from raftkv.localcluster import default_ports, http_json
+from raftkv.localcluster import LocalCluster, default_ports, free_ports, http_json
 
 
 def _free_base() -> int:
@@ -105,3 +107,21 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
         for k in kids:
             if alive(k):
                 subprocess.run(["kill", "-9", str(k)], check=False)
+
+
+def test_a_member_started_from_a_thread_that_ends_keeps_running(tmp_path: Path) -> None:
+    client, peer = free_ports(2)
+    c = LocalCluster(tmp_path / "c", n=1, ports=[(client, peer)], election_timeout_ms=500)
+    try:
+        # Linux sends the parent-death signal when the starting *thread* ends
+        t = threading.Thread(target=c.start)
+        t.start()
+        t.join()
+        c.wait_ready(DEADLINE)
+        proc = c.members[0].proc
+        assert proc is not None
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # a bounded check that nothing stops it
+        assert c.status(0) is not None
+    finally:
+        c.close()

@@ -7,6 +7,9 @@ For base 2379: 2379/2380, 22379/22380, 32379/32380. Tests pass explicit ``ports`
 Each member's data dir is ``<base_dir>/<name>.etcd`` and its log ``<base_dir>/<name>.log``
 (stderr and stdout). Children die with their parent: ``PR_SET_PDEATHSIG`` (SIGTERM) on Linux,
 plus an ``atexit`` hook that kills what is still running. Only PIDs started here are signalled.
+Linux sends that signal when the *thread* that started a child ends, so every child is started
+from one thread that lives as long as this process; a member started from a short-lived thread
+(``asyncio.to_thread``, say) would otherwise stop when that thread does.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +65,19 @@ def default_ports(n: int, base_port: int = 2379) -> list[tuple[int, int]]:
     if any(p > 65535 for pair in out for p in pair):
         raise ValueError(f"base port {base_port} gives ports above 65535 for {n} members")
     return out
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The one thread that starts children; it ends only when this process exits."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftkv-spawner")
+        return _SPAWNER
 
 
 def _set_pdeathsig(parent: int) -> None:  # runs in the child between fork and exec
@@ -209,7 +227,8 @@ class LocalCluster:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         with open(m.log_path, "ab") as log:
-            m.proc = subprocess.Popen(
+            m.proc = _spawner().submit(
+                subprocess.Popen,
                 self.command(i),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -217,7 +236,7 @@ class LocalCluster:
                 env=env,
                 start_new_session=False,
                 preexec_fn=functools.partial(_set_pdeathsig, os.getpid()),
-            )
+            ).result()
 
     def stop(self, i: int, timeout: float = 10.0) -> int | None:
         """SIGTERM member i and wait for it (SIGKILL after ``timeout``); its exit code."""
