@@ -25,7 +25,7 @@ for ensure in scripts/ensure_deps.sh scripts/ensure_browser.sh; do
     fi
 done
 
-lint_paths=(src tests)
+lint_paths=(src tests scripts)
 [[ -d bench ]] && lint_paths+=(bench)
 .venv/bin/ruff check --no-cache "${lint_paths[@]}"  # no cache: a stale one hid import-order errors once
 .venv/bin/mypy --strict src/raftkv
