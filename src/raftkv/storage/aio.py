@@ -5,7 +5,8 @@ order they were queued: each is validated on the event loop, its disk half (writ
 a dedicated worker thread so the loop never blocks, then memory is updated on the loop and the
 callers resolved. A write with no fsync that is one small buffered write (a commit index alone)
 runs on the loop at once instead. Saves that arrive while an fsync is in flight are merged into
-the next write and share its one fsync (group commit; ARCHITECTURE.md, "The Ready contract"). Snapshot and compaction writes are barriers: they run alone, in queue order.
+the next write and share its one fsync (group commit; ARCHITECTURE.md, "The Ready contract").
+Snapshot and compaction writes are barriers: they run alone, in queue order.
 """
 
 from __future__ import annotations
@@ -132,13 +133,12 @@ class AsyncDiskStorage:
             if plan is None:
                 continue
             if plan.inline:
+                error: BaseException | None = None
                 try:
                     plan.io()
-                    plan.apply()
                 except Exception as e:
-                    _settle(batch, error=e)
-                    continue
-                _settle(batch, result=plan.result)
+                    error = e
+                _complete(batch, plan, error)
                 continue
             self._busy = True
             done = self._executor.submit(plan.io)
@@ -177,13 +177,7 @@ class AsyncDiskStorage:
         done: Future[None],
     ) -> None:
         self._busy = False
-        error = done.exception()
-        if error is None:
-            try:
-                plan.apply()
-            except Exception as e:  # a bug; the callers must still hear of it
-                error = e
-        _settle(batch, result=plan.result, error=error)
+        _complete(batch, plan, done.exception())
         self._next(loop)
 
     def _plan(self, batch: list[_Request]) -> PlannedWrite:
@@ -204,6 +198,16 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) 
     """From the I/O thread: run ``fn`` on the loop (unless the loop is gone)."""
     with contextlib.suppress(RuntimeError):  # the loop was closed under a write
         loop.call_soon_threadsafe(fn, *args)
+
+
+def _complete(batch: list[_Request], plan: PlannedWrite, error: BaseException | None) -> None:
+    """After ``plan``'s disk half (failed with ``error``, or not): update memory, settle."""
+    if error is None:
+        try:
+            plan.apply()
+        except Exception as e:  # a bug; the callers must still hear of it
+            error = e
+    _settle(batch, result=plan.result, error=error)
 
 
 def _settle(batch: list[_Request], result: Any = None, error: BaseException | None = None) -> None:
