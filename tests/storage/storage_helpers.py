@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from raftkv.raft.errors import StorageError
 from raftkv.raft.storage import MemoryStorage, Storage
 from raftkv.raft.types import Entry, HardState
+from raftkv.storage import FaultyFileSystem
+from raftkv.storage.fs import File
 
 SEGMENT = 4096
 
@@ -74,3 +77,24 @@ def flip_bit(path: str, offset: int, bit: int = 0) -> None:
         byte = f.read(1)[0]
         f.seek(offset)
         f.write(bytes([byte ^ (1 << bit)]))
+
+
+class GatedFileSystem(FaultyFileSystem):
+    """Every file sync waits until the test opens the gate (so an fsync is 'in flight')."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.in_sync = threading.Event()
+
+    def open(self, path: str, create: bool = False) -> File:
+        f = super().open(path, create)
+        real_sync = f.sync
+
+        def gated_sync() -> None:
+            self.in_sync.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+            real_sync()
+
+        f.sync = gated_sync  # type: ignore[method-assign]
+        return f

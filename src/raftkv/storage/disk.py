@@ -51,12 +51,17 @@ class PlannedWrite:
 
     ``inline`` says ``io`` is cheap enough to run on an event loop: nothing at all, or a small
     buffered write with no fsync, no segment rollover and no zeroing (a commit index alone).
+
+    A save also has ``write`` and ``sync``, so that a writer can put several saves on disk
+    and cover them with one fsync (``DiskStorage.sync_wal``) instead of one each.
     """
 
     io: Callable[[], None]
     apply: Callable[[], None]
     result: Any = None
     inline: bool = False
+    write: Callable[[], None] | None = None  # a save's ``io`` without its fsync
+    sync: bool = False  # whether the save's data must be fsynced before it is acknowledged
 
 
 def _noop() -> None:
@@ -96,6 +101,10 @@ class DiskStorage:
         self._failed: StorageFatal | None = None
         self._lock: Lock | None = None
         self._wal: WalWriter | None = None
+        # The log's last index and the hard state once every planned write is applied (an
+        # AsyncDiskStorage plans a save before the ones ahead of it are on disk).
+        self._plan_last = 0
+        self._plan_hs = HardState()
         if not self._fs.exists(self.path):
             _makedirs(self._fs, self.path)
         elif not self._fs.is_dir(self.path):
@@ -127,6 +136,7 @@ class DiskStorage:
         self._mark = rec.mark
         self._snapshot = snap or Snapshot(SnapshotMeta(conf_state=conf_state))
         self._log = MemLog(rec.base, rec.entries)
+        self._resync_plan()
         # Repairs.
         try:
             for d in (waldir, snapdir):
@@ -257,8 +267,8 @@ class DiskStorage:
             RaftError: one of the saves would leave a gap; nothing is planned.
         """
         self._check_writable()
-        last = self._log.last_index()
-        hs = self._hard_state
+        last = self._plan_last
+        hs = self._plan_hs
         runs: list[list[Sequence[Entry]]] = [[]]  # runs of consecutive entries
         steps: list[tuple[HardState | None, Sequence[Entry]]] = []
         for hard_state, entries in saves:
@@ -271,13 +281,13 @@ class DiskStorage:
             if hard_state is not None:
                 hs = hard_state
             steps.append((hard_state, ents))
-        changed = hs if hs != self._hard_state else None
+        changed = hs if hs != self._plan_hs else None
         # etcd's MustSync rule: entries, a new term or a new vote must be durable before
         # anything acknowledges them (thesis §3.8); a commit index alone need not be (it is
         # relearned from the leader), so it is written without its own fsync.
         must_sync = any(runs[-1]) or len(runs) > 1 or (
             changed is not None
-            and (changed.term != self._hard_state.term or changed.vote != self._hard_state.vote)
+            and (changed.term != self._plan_hs.term or changed.vote != self._plan_hs.vote)
         )
         parts = [_encode_run(None, run) for run in runs[:-1]]
         if runs[-1] or changed is not None:
@@ -290,11 +300,13 @@ class DiskStorage:
                     self._hard_state = hard_state
 
         if not parts:
-            return PlannedWrite(_noop, apply, inline=True)
+            return PlannedWrite(_noop, apply, inline=True, write=_noop)
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         assert self._wal is not None
         inline = not must_sync and self._wal.cheap(len(data))
-        return PlannedWrite(self._wal_io(data, sync=must_sync), apply, inline=inline)
+        io, write = self._wal_io(data, sync=must_sync), self._wal_io(data, sync=False)
+        self._plan_last, self._plan_hs = last, hs  # the next plan follows this one
+        return PlannedWrite(io, apply, inline=inline, write=write, sync=must_sync)
 
     def plan_apply_snapshot(self, snap: Snapshot) -> PlannedWrite:
         self._check_writable()
@@ -312,6 +324,7 @@ class DiskStorage:
             self._snapshot = snap
             self._mark = mark
             self._log.reset(LogBase(mark.index, mark.term))
+            self._resync_plan()
 
         return PlannedWrite(io, apply)
 
@@ -361,6 +374,25 @@ class DiskStorage:
         plan.apply()
         return plan.result
 
+    def sync_wal(self) -> None:
+        """fsync what ``PlannedWrite.write`` calls left in the WAL: one fsync for them all.
+
+        Raises:
+            StorageFatal: the fsync failed; the storage refuses further writes.
+        """
+        self._check_writable()
+        assert self._wal is not None
+        try:
+            self._wal.sync()
+        except StorageFatal as e:
+            self._failed = e
+            raise
+
+    def _resync_plan(self) -> None:
+        """Plans start from memory again (no write is planned but not yet applied)."""
+        self._plan_last = self._log.last_index()
+        self._plan_hs = self._hard_state
+
     def _check_writable(self) -> None:
         if self._failed is not None:
             raise self._failed
@@ -371,9 +403,10 @@ class DiskStorage:
         return SegmentState(self._hard_state, self._log.base, self._mark)
 
     def _wal_io(self, data: Buffer, sync: bool = True) -> Callable[[], None]:
-        """The disk half of a WAL write, with the state a new segment would start from."""
-        state = self._segment_state()
-        next_index = self._log.last_index() + 1
+        """The disk half of a WAL write, with the state a new segment would start from: that
+        of the planned writes before it (which reach the disk first)."""
+        state = SegmentState(self._plan_hs, self._log.base, self._mark)
+        next_index = self._plan_last + 1
 
         def io() -> None:
             self._check_writable()

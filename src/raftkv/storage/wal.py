@@ -148,6 +148,19 @@ class WalWriter:
         else:
             self._dirty = True
 
+    def sync(self) -> None:
+        """fsync the unsynced writes (``write(..., sync=False)``), if there are any.
+
+        Raises:
+            StorageFatal: the fsync failed.
+        """
+        if self._file is None:
+            raise StorageFatal("the WAL is closed")
+        if self._dirty:
+            self._sync(self._file)
+            self.syncs += 1
+            self._dirty = False
+
     def cheap(self, size: int) -> bool:
         """Whether an unsynced ``write`` of ``size`` bytes is one small buffered write: no
         rollover, no zeroing ahead, so a caller may run it on an event loop."""
