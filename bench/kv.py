@@ -4,11 +4,17 @@ Same workload, same number of Python load-generator processes for both: puts of 
 with 1 and 64 concurrent clients, then linearizable gets with 64 clients, each for --seconds.
 By default raftkv is driven through its native protocol (raftkv.client) and etcd through its JSON
 gateway (aiohttp); with ``--api etcd`` both are driven by the same gRPC load generator (grpclib
-with raftkv's etcd v3 stubs), speaking etcd's API to each. Clients spread over all members. Every write is fsynced on a majority before it is
-acknowledged, in both systems. Prints ops/s, p50/p99 latency, client CPU, the raftkv/etcd
-ratios and the raw fsync p50 of this disk.
+with raftkv's etcd v3 stubs), speaking etcd's API to each. Every write is fsynced on a majority
+before it is acknowledged, in both systems. Prints ops/s, p50/p99 latency, client CPU, the
+raftkv/etcd ratios and the raw fsync p50 of this disk.
 
-    .venv/bin/python bench/kv.py [--seconds 10] [--procs 2] [--api native|etcd]
+Where the requests go: each client is given every member's endpoint. raftkv's client talks to
+the leader when it knows it (``AsyncClient(prefer_leader=True)``, its default); the gRPC and
+JSON-gateway clients spread over the members, as etcd's clients do, and a member that is not
+the leader forwards writes to it. ``--etcd-at-leader`` sends etcd's requests to its leader
+instead, to compare with etcd at its best placement.
+
+    .venv/bin/python bench/kv.py [--seconds 10] [--procs 2] [--api native|etcd] [--etcd-at-leader]
 """
 
 from __future__ import annotations
@@ -82,7 +88,11 @@ async def load(system: str, endpoints: list[str], clients: int, seconds: float, 
     elif system == "raftkv":
         from raftkv.client import AsyncClient
 
-        conns = [AsyncClient([ep], command_timeout=10) for ep in endpoints]
+        # Every client gets all endpoints (starting at a different one); each finds the leader.
+        conns = [
+            AsyncClient(endpoints[k:] + endpoints[:k], command_timeout=10)
+            for k in range(len(endpoints))
+        ]
 
         async def one(i: int) -> None:
             c = conns[i % len(conns)]
@@ -160,6 +170,18 @@ def run_load(system: str, endpoints: list[str], clients: int, seconds: float, op
 # -- clusters -----------------------------------------------------------------------------------
 
 
+def etcd_leader(eps: list[str]) -> str:
+    """The client endpoint of etcd's leader, from the gateway's maintenance status."""
+    import urllib.request
+
+    ids = []
+    for ep in eps:
+        req = urllib.request.Request(f"http://{ep}/v3/maintenance/status", data=b"{}")
+        st = json.load(urllib.request.urlopen(req, timeout=5))
+        ids.append(st["header"]["member_id"])
+    return eps[ids.index(st["leader"])]
+
+
 def start_etcd(base: str) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
     etcd = shutil.which("etcd")
     if etcd is None:
@@ -206,6 +228,8 @@ def main() -> None:
     ap.add_argument("--endpoints")
     ap.add_argument("--clients", type=int)
     ap.add_argument("--op")
+    ap.add_argument("--etcd-at-leader", action="store_true",
+                    help="send etcd's load to its leader (raftkv's client finds its leader itself)")
     ap.add_argument("--api", choices=("native", "etcd"), default="native",
                     help="native: raftkv's protocol vs etcd's JSON gateway; etcd: gRPC to both")
     a = ap.parse_args()
@@ -234,6 +258,8 @@ def main() -> None:
             cluster.close()
         procs, eps = start_etcd(base)
         try:
+            if a.etcd_at_leader:
+                eps = [etcd_leader(eps)]
             gen = "etcd-grpc" if a.api == "etcd" else "etcd"
             results["etcd"] = {w: run_load(gen, eps, w[1], a.seconds, w[0], a.procs)
                                for w in workloads}
@@ -248,6 +274,9 @@ def main() -> None:
     how = ("the same gRPC load generator (etcd v3 API) for both" if a.api == "etcd"
            else "raftkv native protocol vs etcd JSON gateway")
     print(f"{a.procs} load-generator processes per system; {how}")
+    where = "to its leader" if a.etcd_at_leader else "spread over its members"
+    ours = "spread over its members" if a.api == "etcd" else "to its leader (the client finds it)"
+    print(f"raftkv's requests go {ours}; etcd's go {where}")
     print(f"{'workload':<22}{'system':<8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'client cpu s':>14}")
     for w in workloads:

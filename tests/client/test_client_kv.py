@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cluster import ThreadCluster
+from cluster import ThreadCluster, until
 from raftkv.client import AsyncClient, Client
 from raftkv.kv import (
     Compacted,
@@ -284,3 +284,55 @@ def test_failover_to_another_endpoint(fresh_cluster: ThreadCluster) -> None:
 
     # Start on member 1's endpoint so the stopped one is the connected one.
     run(cl, body, endpoints=cl.endpoints)
+
+
+def test_the_client_talks_to_the_leader_unless_told_not_to(cluster: ThreadCluster) -> None:
+    lead = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != lead)
+    eps = [cluster.endpoint(follower)] + [cluster.endpoint(i) for i in cluster.ids if i != follower]
+
+    async def main() -> None:
+        async with AsyncClient(eps, command_timeout=10.0) as c:
+            await c.put("t11/a", "1")
+            assert c.endpoint == cluster.endpoint(lead)
+        async with AsyncClient(eps, command_timeout=10.0, prefer_leader=False) as c:
+            await c.put("t11/b", "1")
+            assert c.endpoint == cluster.endpoint(follower)
+        # The leader's client URL is not among the endpoints: stay where the dial landed.
+        async with AsyncClient([eps[0], eps[0]], command_timeout=10.0) as c:
+            await c.put("t11/c", "1")
+            assert c.endpoint == cluster.endpoint(follower)
+
+    asyncio.run(main())
+
+
+def test_the_client_follows_a_new_leader_and_keeps_its_watches(
+    fresh_cluster: ThreadCluster,
+) -> None:
+    cl = fresh_cluster
+    lead = cl.wait_leader()
+    to = next(i for i in cl.ids if i != lead)
+
+    async def main() -> None:
+        async with AsyncClient(cl.endpoints, command_timeout=10.0) as c:
+            await c.put("m/a", "1")
+            assert c.endpoint == cl.endpoint(lead)
+            w = c.watch("m/", prefix=True)
+            await w.start()
+            cl.loop.call_soon_threadsafe(cl._node(lead).transfer_leader, to)
+            await asyncio.to_thread(until, lambda: cl.leader() not in (None, lead))
+            new = await asyncio.to_thread(cl.wait_leader)
+            n = 0
+            while c.endpoint != cl.endpoint(new):  # an answer in the new term sends it over
+                await c.put(f"m/{n}", "x")
+                n += 1
+                assert n < 1000, "the client never moved to the new leader"
+            # The watch lives on the old connection, which stays open for it.
+            seen: list[bytes] = []
+            while len(seen) < n:
+                ev = await asyncio.wait_for(w.__anext__(), 10)
+                seen += [e.kv.key for e in ev.events]
+            assert seen == [f"m/{k}".encode() for k in range(n)]
+            await w.cancel()
+
+    asyncio.run(main())

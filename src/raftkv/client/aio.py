@@ -11,6 +11,14 @@ Failover: a call that meets a broken connection, a refused dial, or an "unavaila
 retry with the first answer (thesis §6.3). The state machine keeps one sequence number per
 session, so the client keeps a pool of sessions and gives each write in flight its own one.
 Compact, lease grant and lease revoke have no session: a retried grant may grant twice.
+
+The leader first (``prefer_leader``): every member accepts every request, but one that is not
+the leader forwards writes to the leader and answers once it has applied them itself, which
+costs a hop each way and the wait for the commit index to reach it. So after dialing, the
+client asks the member for the leader and the members' client URLs, and when the leader is
+one of its endpoints, it talks to the leader instead. When an answer shows a new term, it
+asks again, and moves its new calls over; the old connection stays open until the calls and
+watches on it are done.
 """
 
 from __future__ import annotations
@@ -87,6 +95,7 @@ UNAVAILABLE: tuple[type[KVError], ...] = (NoLeader, RequestTimeout, ServerStoppe
 
 _BACKOFF_MIN = 0.02
 _BACKOFF_MAX = 0.25
+_RETIRE_POLL = 0.1  # seconds between looks at a connection being retired
 
 
 def to_bytes(b: KeyLike) -> bytes:
@@ -163,6 +172,11 @@ class _Connection:
     @property
     def closed(self) -> bool:
         return self.error is not None
+
+    @property
+    def pending(self) -> int:
+        """Calls sent on this connection and not answered yet."""
+        return len(self._pending)
 
     def send(self, body: RequestBody, client_id: int = 0, seq: int = 0,
              stream: _Stream | None = None) -> asyncio.Future[ClientResponse]:  # fmt: skip
@@ -293,6 +307,7 @@ class AsyncClient:
     dial_timeout: seconds to open one connection.
     command_timeout: seconds for one call, failover included.
     max_frame_size: the largest frame accepted from the server.
+    prefer_leader: talk to the leader when it is one of ``endpoints`` (see the module doc).
 
     Use as ``async with AsyncClient([...]) as c:`` or call :meth:`close`. Every method raises the
     server's typed ``KVError`` (same class and etcd message), ``ConnectionFailed`` when no endpoint
@@ -305,6 +320,7 @@ class AsyncClient:
         dial_timeout: float = 5.0,
         command_timeout: float = 5.0,
         max_frame_size: int = DEFAULT_MAX_FRAME,
+        prefer_leader: bool = True,
     ) -> None:
         if not endpoints:
             raise ValueError("no endpoints")
@@ -319,6 +335,10 @@ class AsyncClient:
         self._dialing: asyncio.Future[_Connection] | None = None
         self._sessions = _Sessions()
         self._closed = False
+        self.prefer_leader = prefer_leader and len(self.endpoints) > 1
+        self._term = 0  # the highest raft term seen in an answer
+        self._rerouting: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -329,6 +349,9 @@ class AsyncClient:
     async def close(self) -> None:
         self._closed = True
         conn, self._conn = self._conn, None
+        for task in (self._rerouting, *self._retiring):
+            if task is not None:
+                task.cancel()
         if conn is not None:
             await conn.close()
 
@@ -349,6 +372,8 @@ class AsyncClient:
         self._dialing = fut
         try:
             conn = await self._dial(deadline)
+            if self.prefer_leader:
+                conn = await self._to_leader(conn, deadline)
             self._conn = conn
             fut.set_result(conn)
             return conn
@@ -377,6 +402,78 @@ class AsyncClient:
                 errors.append(str(e))
                 self._index = (self._index + 1) % len(self.endpoints)
         raise ConnectionFailed("; ".join(errors) or "no endpoint answered in time")
+
+    async def _to_leader(self, conn: _Connection, deadline: float) -> _Connection:
+        """``conn``, or a new connection to the leader when ``conn``'s member is not the leader
+        and the leader's client URL is one of the endpoints. Best effort: on any failure the
+        call goes on over ``conn`` (the member forwards to the leader)."""
+        loop = asyncio.get_running_loop()
+        try:
+            status, members = conn.send(Status()), conn.send(MemberList())
+        except ConnectionFailed:
+            return conn
+        try:
+            async with asyncio.timeout(max(min(self.dial_timeout, deadline - loop.time()), 0)):
+                st, ml = (await status).body, (await members).body
+        except (TimeoutError, ConnectionFailed):
+            conn.forget(status)
+            conn.forget(members)
+            return conn
+        if not isinstance(st, StatusResponse) or not isinstance(ml, MemberListResponse):
+            return conn
+        self._term = max(self._term, st.raft_term)
+        if st.leader in (0, st.header.member_id):
+            return conn
+        urls = next((m.client_urls for m in ml.members if m.id == st.leader), ())
+        known = {parse_endpoint(ep): ep for ep in self.endpoints}
+        target = next((known[a] for a in map(parse_endpoint, urls) if a in known), None)
+        if target is None or self._closed:
+            return conn
+        try:
+            leader = await _Connection.open(
+                target, max(min(self.dial_timeout, deadline - loop.time()), 0), self.max_frame_size
+            )
+        except ConnectionFailed:
+            return conn
+        self._index = self.endpoints.index(target)
+        self._retire(conn)
+        return leader
+
+    def _saw_term(self, body: ResponseBody) -> None:
+        """An answer's term is newer than any seen: the leader may have changed; look again."""
+        header = getattr(body, "header", None)
+        term = header.raft_term if header is not None else 0
+        if term <= self._term:
+            return
+        self._term = term
+        if self.prefer_leader and self._rerouting is None and not self._closed:
+            self._rerouting = asyncio.get_running_loop().create_task(self._reroute())
+
+    async def _reroute(self) -> None:
+        try:
+            conn = self._conn
+            if conn is None or conn.closed or self._dialing is not None:
+                return
+            loop = asyncio.get_running_loop()
+            new = await self._to_leader(conn, loop.time() + self.command_timeout)
+            if new is not conn and self._conn is conn and not self._closed:
+                self._conn = new
+            elif new is not conn:  # the client moved on meanwhile
+                self._retire(new)
+        finally:
+            self._rerouting = None
+
+    def _retire(self, conn: _Connection) -> None:
+        """Close ``conn`` once the calls and watches on it are done."""
+
+        async def retire() -> None:
+            while (conn.pending or conn.watches) and not conn.closed:
+                await asyncio.sleep(_RETIRE_POLL)
+            await conn.close()
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _fail_over(self, conn: _Connection) -> None:
         """Leave ``conn``'s endpoint: the next call dials the next one."""
@@ -418,6 +515,7 @@ class AsyncClient:
                     self._fail_over(conn)
                 else:
                     if resp.body is not None:
+                        self._saw_term(resp.body)
                         return resp.body
                     err = error_from_response(resp)
                     if not isinstance(err, UNAVAILABLE):

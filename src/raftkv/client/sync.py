@@ -44,6 +44,7 @@ class Client:
         dial_timeout: float = 5.0,
         command_timeout: float = 5.0,
         max_frame_size: int = DEFAULT_MAX_FRAME,
+        prefer_leader: bool = True,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -52,7 +53,9 @@ class Client:
         self._thread.start()
 
         async def make() -> AsyncClient:
-            return AsyncClient(endpoints, dial_timeout, command_timeout, max_frame_size)
+            return AsyncClient(
+                endpoints, dial_timeout, command_timeout, max_frame_size, prefer_leader
+            )
 
         self._closed = False
         self._aio = self._run(make())
