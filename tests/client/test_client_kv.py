@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cluster import ThreadCluster, until
+from cluster import ThreadCluster, until, until_async
 from raftkv.client import AsyncClient, Client
 from raftkv.kv import (
     Compacted,
@@ -24,6 +24,7 @@ from raftkv.kv import (
     SortOrder,
     SortTarget,
 )
+from raftkv.raft.messages import AppendEntries, Message
 
 
 def run(cluster: ThreadCluster, body: Callable[[AsyncClient], Awaitable[None]],
@@ -334,5 +335,54 @@ def test_the_client_follows_a_new_leader_and_keeps_its_watches(
                 seen += [e.kv.key for e in ev.events]
             assert seen == [f"m/{k}".encode() for k in range(n)]
             await w.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_write_is_answered_before_the_leader_tells_followers_its_commit(
+    fresh_cluster: ThreadCluster,
+) -> None:
+    """The answer leaves inside the apply (Proposal's callbacks), and an applied batch with
+    nothing new to replicate is applied before the commit index goes out to the followers."""
+    cl = fresh_cluster
+    lead = cl.wait_leader()
+    node = cl._node(lead)
+    events: list[tuple[str, int]] = []
+
+    def watch_sends() -> None:
+        real = node._send
+
+        def send(messages: tuple[Message, ...]) -> None:
+            for m in messages:
+                if isinstance(m, AppendEntries):
+                    events.append(("commit sent", m.commit))
+            real(messages)
+
+        node._send = send  # type: ignore[method-assign]
+
+    cl.loop.call_soon_threadsafe(watch_sends)
+
+    async def main() -> None:
+        async with AsyncClient([cl.endpoint(lead)], command_timeout=10.0) as c:
+            await c.put("w/0", "x")  # the connection exists now
+            proto = cl.members[lead].protocols[-1]
+            transport = proto._transport
+            assert transport is not None
+            real_write = transport.write
+
+            def write(data: bytes) -> None:
+                events.append(("answer written", node.applied))
+                real_write(data)
+
+            transport.write = write  # type: ignore[method-assign]
+            await c.put("w/1", "y")
+            index = node.applied
+
+            def told() -> list[int]:
+                return [k for k, (what, n) in enumerate(events) if what == "commit sent"
+                        and n >= index]  # fmt: skip
+
+            await until_async(lambda: bool(told()))  # heartbeats carry it, if nothing else
+            assert events.index(("answer written", index)) < told()[0], events
 
     asyncio.run(main())

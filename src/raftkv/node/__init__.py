@@ -2,6 +2,7 @@
 
 from raftkv.node.errors import NodeError, NodeStopped, NotLeaderError, StorageFailed
 from raftkv.node.node import AsyncHostStorage, Node, NodeConfig, Transport
+from raftkv.node.proposal import Proposal
 from raftkv.node.replica import start_replica
 from raftkv.node.statemachine import StateMachine
 from raftkv.raft.types import Role  # the role passed to on_soft_state callbacks
@@ -13,6 +14,7 @@ __all__ = [
     "NodeError",
     "NodeStopped",
     "NotLeaderError",
+    "Proposal",
     "Role",
     "StateMachine",
     "StorageFailed",

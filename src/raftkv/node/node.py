@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from raftkv.node.errors import NodeStopped, NotLeaderError, StorageFailed
+from raftkv.node.proposal import Proposal
 from raftkv.node.statemachine import StateMachine, unwrap, wrap
 from raftkv.raft import Config, ProposalDropped, RaftError, RawNode, Role
 from raftkv.raft.host import Apply, Persist, Send, plan
@@ -143,11 +144,16 @@ class Node:
         self.snapshot_index = snap.meta.index
         self.started_at = time.monotonic()
         self.on_apply: list[Callable[[list[Entry]], None]] = []
+        self.after_answers: list[Callable[[], None]] = []
+        """Called after each applied batch has settled its proposals: where a server sends the
+        answers its proposals' callbacks queued, one write per connection."""
+        self.answering = False
+        """True while an applied batch settles its proposals (their callbacks are running)."""
         self.on_soft_state: list[Callable[[int, Role, int], None]] = []
         self._rids = itertools.count(1)
         self._ctxs = itertools.count(1)
         self._pending: list[bytes] = []
-        self._waiters: dict[int, asyncio.Future[object]] = {}
+        self._waiters: dict[int, Proposal] = {}
         self._forwarded: dict[int, int] = {}  # request id -> the leader it was forwarded to
         self._read_pending: list[asyncio.Future[int]] = []
         self._read_by_ctx: dict[bytes, list[asyncio.Future[int]]] = {}
@@ -222,15 +228,16 @@ class Node:
     def report_unreachable(self, to: int) -> None:
         self.raw.report_unreachable(to)
 
-    def propose(self, payload: bytes) -> asyncio.Future[object]:
-        """Replicate ``payload``; the future gets the state machine's result once it is
-        applied here (a plain future, not a coroutine: awaiting it costs no task).
+    def propose(self, payload: bytes) -> Proposal:
+        """Replicate ``payload``; the ``Proposal`` gets the state machine's result once it is
+        applied here. Await it, or add a done-callback: callbacks run inside the apply, so a
+        server can answer in the same turn of the loop.
 
-        Raises (from the future):
+        Raises (from the proposal):
             NotLeaderError: no leader is known (retry later or elsewhere).
             NodeStopped / StorageFailed: the node is not running.
         """
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        fut = Proposal()
         try:
             self._check_running()
         except (NodeStopped, StorageFailed) as e:
@@ -348,10 +355,17 @@ class Node:
         writing: Awaitable[None] = _DONE
         first = 0
         if steps and isinstance(steps[0], Send):
-            # A leader's appends leave first: the followers' round trip and fsync are the
-            # longer path to commit than this node's own fsync.
-            self._send(steps[0].messages)
-            first = 1
+            if not rd.entries and len(steps) > 1 and isinstance(steps[1], Apply):
+                # Nothing new to replicate, only entries to apply (already durable) and the
+                # commit index for the followers: answer the clients first.
+                self._apply(steps[1].snapshot, steps[1].entries)
+                self._send(steps[0].messages)
+                first = 2
+            else:
+                # A leader's appends leave first: the followers' round trip and fsync are the
+                # longer path to commit than this node's own fsync.
+                self._send(steps[0].messages)
+                first = 1
         if persist is not None:
             # Then start the disk write (AsyncDiskStorage hands it to its I/O thread in this
             # call). An Apply that plan() put before the Persist covers entries already
@@ -418,17 +432,24 @@ class Node:
             plain.append(Entry(term=e.term, index=e.index, data=payload, type=e.type))
             owners.append(rid if origin == self.id else 0)
         results = self.sm.apply(plain)
-        for rid, result in zip(owners, results, strict=True):
-            if rid:
-                fut = self._waiters.get(rid)
-                if fut is not None and not fut.done():
-                    if isinstance(result, BaseException):
-                        fut.set_exception(result)
-                    else:
-                        fut.set_result(result)
         self.applied = entries[-1].index
         for cb in self.on_apply:
             cb(plain)
+        # Then the answers: their callbacks run here, in this call (see Proposal).
+        self.answering = True
+        try:
+            for rid, result in zip(owners, results, strict=True):
+                if rid:
+                    fut = self._waiters.get(rid)
+                    if fut is not None and not fut.done():
+                        if isinstance(result, BaseException):
+                            fut.set_exception(result)
+                        else:
+                            fut.set_result(result)
+        finally:
+            self.answering = False
+        for done in self.after_answers:
+            done()
 
     async def _maybe_snapshot(self) -> None:
         if self.applied - self.snapshot_index < self.config.snapshot_count:
@@ -520,7 +541,7 @@ class Node:
         self._read_by_ctx.clear()
 
     def _fail_all(self, e: Exception) -> None:
-        for fut in self._waiters.values():
+        for fut in list(self._waiters.values()):  # settling one removes it from the dict
             if not fut.done():
                 fut.set_exception(e)
         for f in self._read_pending:

@@ -68,6 +68,7 @@ from raftkv.kv.wire import (
     encode,
     error_response,
 )
+from raftkv.node import Proposal
 from raftkv.server.service import KVService
 from raftkv.transport.errors import FrameError, one_line
 from raftkv.transport.framing import (
@@ -221,7 +222,9 @@ class NativeProtocol(asyncio.Protocol):
         fut.add_done_callback(functools.partial(self._proposed, req.id))
         self._update_reading()
 
-    def _proposed(self, rid: int, fut: asyncio.Future[object]) -> None:
+    def _proposed(self, rid: int, fut: Proposal) -> None:
+        """The proposal's done-callback: runs inside the node's apply (see ``Proposal``), so
+        the answer leaves with the batch's other answers, before the node's next step."""
         self._proposals -= 1
         try:
             result = self.service.proposal_result(fut)
@@ -230,13 +233,12 @@ class NativeProtocol(asyncio.Protocol):
             resp = ClientResponse(rid, result)
         except KVError as e:
             resp = error_response(rid, e)
-        except asyncio.CancelledError:
-            return
         except Exception as e:  # a bug must not take the connection down
             log.exception("native request %d from %s failed", rid, self.peer)
             resp = error_response(rid, InternalError(one_line(f"{InternalError.message}: {e!r}")))
         self._answer(resp)
         self._update_reading()
+        self.service.send_after_answers(id(self), self._flush)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

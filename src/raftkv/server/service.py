@@ -61,7 +61,7 @@ from raftkv.kv.errors import (
     ServerStopped,
 )
 from raftkv.kv.types import Command
-from raftkv.node import Node, NodeStopped, NotLeaderError, Role, StorageFailed
+from raftkv.node import Node, NodeStopped, NotLeaderError, Proposal, Role, StorageFailed
 
 log = logging.getLogger("raftkv.server")
 
@@ -124,9 +124,9 @@ class _Deadlines:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._queue: collections.deque[tuple[float, asyncio.Future[object]]] = collections.deque()
+        self._queue: collections.deque[tuple[float, Proposal]] = collections.deque()
 
-    def add(self, fut: asyncio.Future[object]) -> None:
+    def add(self, fut: Proposal) -> None:
         q = self._queue
         while q and q[0][1].done():  # answered in about the order asked: keep the queue short
             q.popleft()
@@ -161,6 +161,8 @@ class KVService:
         self._tasks: list[asyncio.Task[None]] = []
         self._leader_since = 0.0
         self._deadlines = _Deadlines(config.request_timeout)
+        self._senders: dict[int, Callable[[], None]] = {}  # answers to send after this batch
+        node.after_answers.append(self._send_answers)
         self.event_loop = ""
         """The event loop serving this member: "uvloop" or "asyncio" (set by ``start``)."""
         node.on_soft_state.append(self._on_soft_state)
@@ -215,9 +217,7 @@ class KVService:
             async with asyncio.timeout(self.config.request_timeout):  # no extra task, unlike wait_for
                 return await call
 
-    def start_propose(
-        self, cmd: Command, client_id: int = 0, seq: int = 0
-    ) -> asyncio.Future[object]:
+    def start_propose(self, cmd: Command, client_id: int = 0, seq: int = 0) -> Proposal:
         """Propose ``cmd`` with no coroutine and no task (the write path of every request):
         the node's future, failed with ``TimeoutError`` once the request timeout has passed.
         Read it with ``proposal_result``.
@@ -232,7 +232,21 @@ class KVService:
             self._deadlines.add(fut)
         return fut
 
-    def proposal_result(self, fut: asyncio.Future[object]) -> object:
+    def send_after_answers(self, key: int, send: Callable[[], None]) -> bool:
+        """Inside a proposal's done-callback: call ``send`` once the node has settled the whole
+        batch it is applying, so a connection writes all its answers of the batch at once.
+        Returns False outside an applied batch (the caller sends on its own)."""
+        if not self.node.answering:
+            return False
+        self._senders[key] = send
+        return True
+
+    def _send_answers(self) -> None:
+        senders, self._senders = self._senders, {}
+        for send in senders.values():
+            send()
+
+    def proposal_result(self, fut: Proposal) -> object:
         """The answer of a settled proposal, its header stamped, or raise its etcd error."""
         with _etcd_errors():
             result = fut.result()
