@@ -145,3 +145,28 @@ def test_a_bad_save_fails_alone_and_fatal_errors_reach_every_caller(tmp_path: An
         await storage.close()
 
     asyncio.run(main())
+
+
+def test_a_cancelled_close_still_closes_and_a_second_close_waits_for_it(tmp_path: Any) -> None:
+    fs = GatedFileSystem()
+    fs.gate.set()
+    disk = DiskStorage(str(tmp_path), fs=fs, segment_size=1 << 20)
+
+    async def main() -> None:
+        storage = AsyncDiskStorage(disk)
+        fs.gate.clear()
+        fs.in_sync.clear()
+        saving = asyncio.ensure_future(storage.save(hs(1), entries(1, 1, 1)))
+        while not fs.in_sync.is_set():
+            await asyncio.sleep(0)
+        closing = asyncio.ensure_future(storage.close())
+        await asyncio.sleep(0)
+        closing.cancel()  # the caller gives up; the close goes on
+        fs.gate.set()
+        await storage.close()
+        await saving
+        assert closing.cancelled()
+
+    asyncio.run(main())
+    with DiskStorage(str(tmp_path)) as reopened:  # the lock was released
+        assert reopened.last_index() == 1

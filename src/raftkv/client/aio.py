@@ -135,6 +135,7 @@ class _Stream:
 
     queue: asyncio.Queue[WatchResponse | ClientError] = field(default_factory=asyncio.Queue)
     watch_id: int = -1
+    conn: _Connection | None = None  # where the watch lives (set when it is created)
 
 
 class _Connection:
@@ -252,6 +253,7 @@ class _Connection:
         # Register the stream before anyone runs: the watch's events may be in this same chunk.
         if stream is not None and isinstance(body, WatchResult) and body.response.created:
             stream.watch_id = body.response.watch_id
+            stream.conn = self
             self.watches[stream.watch_id] = stream
         if not fut.done():
             fut.set_result(resp)
@@ -338,7 +340,8 @@ class AsyncClient:
         self.prefer_leader = prefer_leader and len(self.endpoints) > 1
         self._term = 0  # the highest raft term seen in an answer
         self._rerouting: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[asyncio.Task[None], _Connection] = {}  # closed once idle
+        self._reroute_again = False  # a newer term was seen while a reroute was running
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -349,9 +352,13 @@ class AsyncClient:
     async def close(self) -> None:
         self._closed = True
         conn, self._conn = self._conn, None
-        for task in (self._rerouting, *self._retiring):
-            if task is not None:
-                task.cancel()
+        if self._rerouting is not None:
+            self._rerouting.cancel()
+        retiring, self._retiring = self._retiring, {}
+        for task in retiring:
+            task.cancel()
+        for old in retiring.values():
+            await old.close()
         if conn is not None:
             await conn.close()
 
@@ -372,6 +379,7 @@ class AsyncClient:
         self._dialing = fut
         try:
             conn = await self._dial(deadline)
+            self._conn = conn  # kept (not leaked) if this caller is cancelled below
             if self.prefer_leader:
                 conn = await self._to_leader(conn, deadline)
             self._conn = conn
@@ -416,13 +424,17 @@ class AsyncClient:
             async with asyncio.timeout(max(min(self.dial_timeout, deadline - loop.time()), 0)):
                 st, ml = (await status).body, (await members).body
         except (TimeoutError, ConnectionFailed):
-            conn.forget(status)
-            conn.forget(members)
+            for f in (status, members):
+                conn.forget(f)
+                if f.done() and not f.cancelled():
+                    f.exception()  # retrieved: the call goes on over conn regardless
             return conn
         if not isinstance(st, StatusResponse) or not isinstance(ml, MemberListResponse):
             return conn
+        if st.leader == 0:  # an election is on: the next answer in its term looks again
+            return conn
         self._term = max(self._term, st.raft_term)
-        if st.leader in (0, st.header.member_id):
+        if st.leader == st.header.member_id:
             return conn
         urls = next((m.client_urls for m in ml.members if m.id == st.leader), ())
         known = {parse_endpoint(ep): ep for ep in self.endpoints}
@@ -446,8 +458,12 @@ class AsyncClient:
         if term <= self._term:
             return
         self._term = term
-        if self.prefer_leader and self._rerouting is None and not self._closed:
-            self._rerouting = asyncio.get_running_loop().create_task(self._reroute())
+        if not self.prefer_leader or self._closed:
+            return
+        if self._rerouting is not None:
+            self._reroute_again = True
+            return
+        self._rerouting = asyncio.get_running_loop().create_task(self._reroute())
 
     async def _reroute(self) -> None:
         try:
@@ -462,6 +478,9 @@ class AsyncClient:
                 self._retire(new)
         finally:
             self._rerouting = None
+            if self._reroute_again and not self._closed:
+                self._reroute_again = False
+                self._rerouting = asyncio.get_running_loop().create_task(self._reroute())
 
     def _retire(self, conn: _Connection) -> None:
         """Close ``conn`` once the calls and watches on it are done."""
@@ -472,8 +491,8 @@ class AsyncClient:
             await conn.close()
 
         task = asyncio.get_running_loop().create_task(retire())
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = conn
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
 
     def _fail_over(self, conn: _Connection) -> None:
         """Leave ``conn``'s endpoint: the next call dials the next one."""
@@ -728,7 +747,7 @@ class Watcher:
         if not isinstance(body, WatchResult):
             raise ConnectionFailed(f"unexpected answer {type(body).__name__} to WatchCreate")
         self._stream = stream
-        self._conn = c._conn
+        self._conn = stream.conn  # not c._conn: the client may have moved on meanwhile
         self.watch_id = stream.watch_id
         if self._next_rev == 0:
             self._next_rev = body.response.header.revision + 1

@@ -449,7 +449,10 @@ class Node:
         finally:
             self.answering = False
         for done in self.after_answers:
-            done()
+            try:
+                done()
+            except Exception:  # a server's bug must not stop the node
+                log.exception("node %d: an after_answers hook failed", self.id)
 
     async def _maybe_snapshot(self) -> None:
         if self.applied - self.snapshot_index < self.config.snapshot_count:

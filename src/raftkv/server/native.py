@@ -311,13 +311,18 @@ class NativeProtocol(asyncio.Protocol):
                 elif wid in self.service.sm.hub.watches:
                     self._watches.add(wid)
             case WatchCancel():
-                self._watches.discard(body.watch_id)
-                r = self.service.watch_cancel(body.watch_id)
+                # Only this connection's own watches: ids are per member, not per connection.
+                r = None
+                if body.watch_id in self._watches:
+                    self._watches.discard(body.watch_id)
+                    r = self.service.watch_cancel(body.watch_id)
                 if r is None:
                     r = WatchResponse(self.service.header(), body.watch_id, canceled=True)
                 self._answer(ClientResponse(rid, WatchResult(r)))
             case WatchProgress():
-                p = self.service.watch_progress(body.watch_id)
+                p = None
+                if body.watch_id in self._watches:
+                    p = self.service.watch_progress(body.watch_id)
                 if p is None:
                     p = WatchResponse(self.service.header(), body.watch_id)
                 self._answer(ClientResponse(rid, WatchResult(p)))
@@ -361,12 +366,13 @@ class NativeProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._closing or self._transport is None or not self._out:
+        t = self._transport
+        if self._closing or t is None or t.is_closing() or not self._out:
             self._out.clear()
             return
         data = b"".join(self._out)
         self._out.clear()
-        self._transport.write(data)
+        t.write(data)
 
     def _update_reading(self) -> None:
         t = self._transport

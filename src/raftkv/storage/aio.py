@@ -70,6 +70,7 @@ class AsyncDiskStorage:
         self._barrier = False  # the write in flight is a barrier
         self._idle: asyncio.Future[None] | None = None  # close() waits on it
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         # Shared with the I/O thread, under _cond: the planned writes it has yet to take.
         self._cond = threading.Condition()
         self._work: collections.deque[_Write | None] = collections.deque()
@@ -127,13 +128,17 @@ class AsyncDiskStorage:
         return self._submit("compact", index)
 
     async def close(self) -> None:
-        """Finish the queued writes, then close the storage and stop its I/O thread."""
-        if self._closed:
-            return
-        self._closed = True
+        """Finish the queued writes, then close the storage and stop its I/O thread. A caller
+        cancelled meanwhile does not stop the close; calling again waits for the same one."""
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if not self._is_idle():
             self._idle = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._idle)
+            await self._idle
         with self._cond:
             self._work.append(None)
             self._cond.notify()
@@ -175,34 +180,37 @@ class AsyncDiskStorage:
         self._release()
 
     def _start(self, loop: asyncio.AbstractEventLoop, requests: list[_Request]) -> None:
-        """Plan ``requests`` (one barrier, or saves) and run the plan here if it is inline,
-        else hand it to the I/O thread."""
+        """Plan ``requests`` (one barrier, or saves) as one write; if that fails, plan them one
+        by one (a save that cannot be planned is refused alone; the others go on)."""
         try:
-            plans = [(requests, self._plan(requests))]
+            plan = self._plan(requests)
         except Exception as e:
             if len(requests) == 1:
                 _settle(requests, error=e)
                 return
-            plans = []  # a save that cannot be planned is refused alone; the others go on
             for r in requests:
-                try:
-                    plans.append(([r], self._plan([r])))
-                except Exception as e1:
-                    _settle([r], error=e1)
-        for reqs, plan in plans:
-            if plan.inline and not self._in_flight:
-                error: BaseException | None = None
-                try:
-                    plan.io()
-                except Exception as e2:
-                    error = e2
-                _complete(reqs, plan, error)
-                continue
-            self._in_flight += 1
-            self._barrier = reqs[0].kind != "save"
-            with self._cond:
-                self._work.append(_Write(reqs, plan, loop))
-                self._cond.notify()
+                self._start(loop, [r])
+            return
+        self._dispatch(loop, requests, plan)
+
+    def _dispatch(
+        self, loop: asyncio.AbstractEventLoop, requests: list[_Request], plan: PlannedWrite
+    ) -> None:
+        """Run ``plan`` here if it is inline and nothing is in flight, else hand it to the
+        I/O thread."""
+        if plan.inline and not self._in_flight:
+            error: BaseException | None = None
+            try:
+                plan.io()
+            except Exception as e:
+                error = e
+            _complete(requests, plan, error)
+            return
+        self._in_flight += 1
+        self._barrier = requests[0].kind != "save"
+        with self._cond:
+            self._work.append(_Write(requests, plan, loop))
+            self._cond.notify()
 
     def _finished(self, writes: list[_Write], error: BaseException | None) -> None:
         """On the loop: ``writes`` are on disk (or failed with ``error``), in queue order."""
