@@ -69,8 +69,7 @@ class AsyncDiskStorage:
         self._in_flight = 0  # writes handed to the I/O thread and not yet finished
         self._barrier = False  # the write in flight is a barrier
         self._idle: asyncio.Future[None] | None = None  # close() waits on it
-        self._closed = False
-        self._closing: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None  # set by close(): no more writes
         # Shared with the I/O thread, under _cond: the planned writes it has yet to take.
         self._cond = threading.Condition()
         self._work: collections.deque[_Write | None] = collections.deque()
@@ -131,7 +130,6 @@ class AsyncDiskStorage:
         """Finish the queued writes, then close the storage and stop its I/O thread. A caller
         cancelled meanwhile does not stop the close; calling again waits for the same one."""
         if self._closing is None:
-            self._closed = True
             self._closing = asyncio.get_running_loop().create_task(self._close())
         await asyncio.shield(self._closing)
 
@@ -153,7 +151,7 @@ class AsyncDiskStorage:
     # every request's path.
 
     def _submit(self, kind: str, *args: Any) -> asyncio.Future[Any]:
-        if self._closed:
+        if self._closing is not None:
             raise RaftError("AsyncDiskStorage is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()

@@ -304,7 +304,13 @@ class DiskStorage:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         assert self._wal is not None
         inline = not must_sync and self._wal.cheap(len(data))
-        io, write = self._wal_io(data, sync=must_sync), self._wal_io(data, sync=False)
+        write = self._wal_io(data, sync=False)
+
+        def io() -> None:
+            write()
+            if must_sync:
+                self.sync_wal()
+
         self._plan_last, self._plan_hs = last, hs  # the next plan follows this one
         return PlannedWrite(io, apply, inline=inline, write=write, sync=must_sync)
 

@@ -141,12 +141,9 @@ class WalWriter:
         except OSError as e:
             raise fatal(f"write to {self._file.path}", e) from e
         self._tail = end
+        self._dirty = True
         if sync:
-            self._sync(self._file)
-            self.syncs += 1
-            self._dirty = False
-        else:
-            self._dirty = True
+            self.sync()
 
     def sync(self) -> None:
         """fsync the unsynced writes (``write(..., sync=False)``), if there are any.
