@@ -236,9 +236,8 @@ class NativeProtocol(asyncio.Protocol):
         except Exception as e:  # a bug must not take the connection down
             log.exception("native request %d from %s failed", rid, self.peer)
             resp = error_response(rid, InternalError(one_line(f"{InternalError.message}: {e!r}")))
-        self._answer(resp)
+        self._answer(resp, with_batch=True)
         self._update_reading()
-        self.service.send_after_answers(id(self), self._flush)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -350,16 +349,20 @@ class NativeProtocol(asyncio.Protocol):
 
     # -- output ---------------------------------------------------------------------------------
 
-    def _answer(self, resp: ClientResponse) -> None:
-        self._queue(encode_frame(ClientFrame.RESPONSE, encode(resp)))
+    def _answer(self, resp: ClientResponse, with_batch: bool = False) -> None:
+        """Queue an answer. ``with_batch``: from a proposal's done-callback, where the answer
+        leaves with the rest of the node's applied batch (``KVService.send_after_answers``)."""
+        self._queue(encode_frame(ClientFrame.RESPONSE, encode(resp)), with_batch)
 
     def _push(self, ev: WatchEvent) -> None:
         self._queue(encode_frame(ClientFrame.WATCH_EVENT, encode(ev)))
 
-    def _queue(self, frame: bytes) -> None:
+    def _queue(self, frame: bytes, with_batch: bool = False) -> None:
         if self._closing or self._transport is None:
             return
         self._out.append(frame)
+        if with_batch and self.service.send_after_answers(id(self), self._flush):
+            return  # flushed once the node has settled the batch, in this same call
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)

@@ -235,7 +235,8 @@ class KVService:
     def send_after_answers(self, key: int, send: Callable[[], None]) -> bool:
         """Inside a proposal's done-callback: call ``send`` once the node has settled the whole
         batch it is applying, so a connection writes all its answers of the batch at once.
-        Returns False outside an applied batch (the caller sends on its own)."""
+        Returns False outside an applied batch (a timeout, a refusal): the caller sends on its
+        own."""
         if not self.node.answering:
             return False
         self._senders[key] = send
