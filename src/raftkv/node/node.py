@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from raftkv.node.errors import NodeStopped, NotLeaderError, StorageFailed
+from raftkv.node.notices import CommitNotices
 from raftkv.node.proposal import Proposal
 from raftkv.node.statemachine import StateMachine, unwrap, wrap
 from raftkv.raft import Config, ProposalDropped, RaftError, RawNode, Role
@@ -74,6 +75,8 @@ class NodeConfig:
     snapshot_keep: entries kept in the log behind a snapshot for slow followers.
     max_batch: proposals handed to the core at once.
     seed: seeds the election-timeout RNG (default: from the id and the clock).
+    commit_notice_ms: how long a leader holds an append that only carries a new commit index,
+        for the next append to carry it instead (see ``raftkv.node.notices``; 0: never held).
     """
 
     id: int
@@ -88,6 +91,7 @@ class NodeConfig:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     seed: int | None = None
+    commit_notice_ms: float = 2.0
 
 
 def next_tick(due: float, now: float, interval: float) -> float:
@@ -163,6 +167,7 @@ class Node:
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
         self.sent_kinds: dict[tuple[int, str], int] = {}
         """Messages sent so far, per (peer, message kind): what the event stream shows."""
+        self.notices = CommitNotices(config.commit_notice_ms / 1000, self._transmit)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -184,6 +189,7 @@ class Node:
             await self._transfer_away(timeout)
         self._stopped = True
         self._wake.set()
+        self.notices.close()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -338,6 +344,7 @@ class Node:
         log.error("node %d stopping: %s", self.id, e)
         self.fatal = e
         self._stopped = True
+        self.notices.close()
         self._fail_all(StorageFailed(str(e)) if not isinstance(e, StorageFailed) else e)
         self.done.set()
 
@@ -391,6 +398,9 @@ class Node:
         await self._maybe_snapshot()
 
     def _send(self, messages: tuple[Message, ...]) -> None:
+        self.notices.send(messages)
+
+    def _transmit(self, messages: tuple[Message, ...]) -> None:
         self.transport.send(messages)
         counts = self.sent_kinds
         for m in messages:
