@@ -6,7 +6,8 @@ By default raftkv is driven through its native protocol (raftkv.client) and etcd
 gateway (aiohttp); with ``--api etcd`` both are driven by the same gRPC load generator (grpclib
 with raftkv's etcd v3 stubs), speaking etcd's API to each. Every write is fsynced on a majority
 before it is acknowledged, in both systems. Prints ops/s, p50/p99 latency, client CPU, the
-raftkv/etcd ratios and the raw fsync p50 of this disk.
+raftkv/etcd ratios and the raw fsync p50 of this disk, and the CPU the members and the clients
+spent per request.
 
 Where the requests go: each client is given every member's endpoint. raftkv's client talks to
 the leader when it knows it (``AsyncClient(prefer_leader=True)``, its default); the gRPC and
@@ -167,6 +168,26 @@ def run_load(system: str, endpoints: list[str], clients: int, seconds: float, op
     }
 
 
+def server_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the server processes ``pids`` have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def measured(system: str, endpoints: list[str], w: tuple[str, int], seconds: float, procs: int,
+             pids: list[int]) -> dict:
+    """run_load, plus the CPU the servers spent meanwhile."""
+    before = server_cpu(pids)
+    r = run_load(system, endpoints, w[1], seconds, w[0], procs)
+    r["server_cpu"] = server_cpu(pids) - before
+    return r
+
+
 # -- clusters -----------------------------------------------------------------------------------
 
 
@@ -252,7 +273,7 @@ def main() -> None:
         try:
             eps = cluster.endpoints()
             gen = "raftkv-grpc" if a.api == "etcd" else "raftkv"
-            results["raftkv"] = {w: run_load(gen, eps, w[1], a.seconds, w[0], a.procs)
+            results["raftkv"] = {w: measured(gen, eps, w, a.seconds, a.procs, cluster.pids())
                                  for w in workloads}
         finally:
             cluster.close()
@@ -261,7 +282,8 @@ def main() -> None:
             if a.etcd_at_leader:
                 eps = [etcd_leader(eps)]
             gen = "etcd-grpc" if a.api == "etcd" else "etcd"
-            results["etcd"] = {w: run_load(gen, eps, w[1], a.seconds, w[0], a.procs)
+            pids = [p.pid for p in procs]
+            results["etcd"] = {w: measured(gen, eps, w, a.seconds, a.procs, pids)
                                for w in workloads}
         finally:
             for p in procs:
@@ -277,14 +299,17 @@ def main() -> None:
     where = "to its leader" if a.etcd_at_leader else "spread over its members"
     ours = "spread over its members" if a.api == "etcd" else "to its leader (the client finds it)"
     print(f"raftkv's requests go {ours}; etcd's go {where}")
+    print("server cpu: the three members' CPU (user + system) over the run; per op: servers' and")
+    print("clients' CPU per request, in microseconds")
     print(f"{'workload':<22}{'system':<8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'client cpu s':>14}")
+          f"{'client cpu s':>14}{'server cpu s':>14}{'us/op':>8}")
     for w in workloads:
         name = f"{w[0]}s, {w[1]} client{'s' if w[1] > 1 else ''}"
         for system in ("raftkv", "etcd"):
             r = results[system][w]
+            per_op = (r["cpu"] + r["server_cpu"]) / (r["ops"] * a.seconds) * 1e6
             print(f"{name:<22}{system:<8}{r['ops']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
-                  f"{r['cpu']:>14.1f}")
+                  f"{r['cpu']:>14.1f}{r['server_cpu']:>14.1f}{per_op:>8.0f}")
         rk, et = results["raftkv"][w], results["etcd"][w]
         print(f"{'':<22}{'ratio':<8}{rk['ops'] / et['ops']:>9.2f}x{rk['p50'] / et['p50']:>8.2f}x")
 
