@@ -94,6 +94,11 @@ SCRIPT = [
     S("get", "a", "--rev=6"),
     S("compact", "4"),
     S("watch", "--rev=3", "foo", watch=True),
+    S("defrag", sort=True),
+    S("endpoint", "hashkv", sort=True),
+    S("endpoint", "hashkv", "-w", "json"),
+    S("endpoint", "hashkv", "--rev=3", sort=True),
+    S("endpoint", "hashkv", "--rev=1000", sort=True),
     S("endpoint", "status"),
     S("endpoint", "health", sort=True),
     S("endpoint", "health", "-w", "json"),
@@ -101,7 +106,7 @@ SCRIPT = [
 
 _JSON_NUM = re.compile(
     r'"(cluster_id|member_id|raft_term|ClusterID|MemberID|RaftTerm|ID|id|lease|Lease|leader'
-    r'|raftIndex|raftTerm|raftAppliedIndex|dbSize|dbSizeInUse)"(\s*:\s*)"?-?\d+"?'
+    r'|raftIndex|raftTerm|raftAppliedIndex|dbSize|dbSizeInUse|hash)"(\s*:\s*)"?-?\d+"?'
 )
 
 
@@ -120,6 +125,8 @@ def mask(text: str, lease: str | None) -> str:
         if line.startswith("<EP>, ") and len(f) == 10:  # endpoint status, simple format
             f[1], f[3], f[4], f[6], f[7], f[8] = "<ID>", "<SIZE>", "<LEADER?>", "<T>", "<I>", "<I>"
             line = ", ".join(f)
+        elif line.startswith("<EP>, ") and len(f) == 2 and f[1].isdigit():  # endpoint hashkv
+            line = "<EP>, <HASH>"
         out.append(line)
     return "\n".join(out)
 

@@ -165,6 +165,37 @@ def test_compaction(rkv: LocalCluster) -> None:
     ]
 
 
+def test_defrag_and_hashkv(rkv: LocalCluster) -> None:
+    eps = raftkv_endpoints(rkv)
+    assert sorted(ok(eps, "defrag", "--cluster").splitlines()) == sorted(
+        f"Finished defragmenting etcd member[{m.client_url}]" for m in rkv.members
+    )
+
+    def hashkv(*args: str) -> list[dict]:  # type: ignore[type-arg]
+        rows = json.loads(ok(eps, "endpoint", "hashkv", "--cluster", "-w", "json", *args))
+        assert len(rows) == 3
+        return [r["HashKV"] for r in rows]
+
+    def agreed_at(rev: int) -> int | None:
+        """The one hash every member gives once all have applied ``rev``, else None."""
+        rows = hashkv()
+        if any(r["header"]["revision"] != rev for r in rows):
+            return None  # a member has not applied the put yet (or another one came)
+        assert len({r["hash"] for r in rows}) == 1, rows  # same log applied: same hash
+        assert len({r["compact_revision"] for r in rows}) == 1, rows
+        return int(rows[0]["hash"])
+
+    r1 = json.loads(ok(eps, "put", "hk/a", "1", "-w", "json"))["header"]["revision"]
+    wait_until(lambda: agreed_at(r1) is not None, what="every member's hash at the put")
+    h1 = agreed_at(r1)
+    r2 = json.loads(ok(eps, "put", "hk/a", "2", "-w", "json"))["header"]["revision"]
+    wait_until(lambda: agreed_at(r2) is not None, what="every member's hash at the second put")
+    assert agreed_at(r2) != h1
+    assert {r["hash"] for r in hashkv("--rev", str(r1))} == {h1}  # history up to r1: unchanged
+    _code, err = fails(eps, "endpoint", "hashkv", "--rev", "100000")
+    assert err[-1] == "Error: etcdserver: mvcc: required revision is a future revision"
+
+
 def _health(eps: str, *args: str) -> list[str]:
     """etcdctl 3.4 prints ``endpoint health`` in the simple format on stderr."""
     r = etcdctl(eps, "endpoint", "health", *args)

@@ -31,7 +31,7 @@ def post(url: str, body: object | bytes, timeout: float = 10.0) -> tuple[int, An
 
 
 MASKED = {"cluster_id", "member_id", "raft_term", "ID", "leader", "raftIndex", "raftTerm",
-          "raftAppliedIndex", "dbSize", "dbSizeInUse", "lease"}  # fmt: skip
+          "raftAppliedIndex", "dbSize", "dbSizeInUse", "lease", "hash"}  # fmt: skip
 
 
 def mask(obj: Any) -> Any:
@@ -102,6 +102,8 @@ REQUESTS: list[tuple[str, object]] = [
     ("/v3/kv/compaction", {"revision": 3}),
     ("/v3/maintenance/status", {}),
     ("/v3/maintenance/alarm", {}),
+    ("/v3/maintenance/defragment", {}),
+    ("/v3/maintenance/hash", {}),
 ]
 
 

@@ -115,3 +115,43 @@ def test_empty_key_is_refused(kv: KV) -> None:
     assert isinstance(kv.apply(DeleteRangeRequest(b"")), EmptyKey)
     with pytest.raises(EmptyKey):
         kv.get(b"")
+
+
+def test_hash_kv_is_the_same_for_the_same_history_and_changes_with_it() -> None:
+    a, b, c = KV(), KV(), KV()
+    for kv in (a, b, c):
+        kv.put(b"k", b"1")  # 2
+        kv.put(b"j", b"2")  # 3
+    c.put(b"k", b"other")  # 4 in c only
+    a.put(b"k", b"3")  # 4
+    b.put(b"k", b"3")
+    ha, rev = a.m.store.hash_kv(0)
+    assert rev == 4 and b.m.store.hash_kv(0) == (ha, 4)
+    assert c.m.store.hash_kv(0)[0] != ha  # one value differs
+    assert c.m.store.hash_kv(3) == a.m.store.hash_kv(3)  # the same history up to 3
+    assert a.m.store.hash_kv(3)[0] != ha
+    a.delete(b"j")  # 5: a tombstone is history too
+    assert a.m.store.hash_kv(0)[0] not in (ha, a.m.store.hash_kv(4)[0])
+    assert a.m.store.hash_kv(4) == (ha, 4)
+
+
+def test_hash_kv_revision_errors_and_compaction() -> None:
+    kv = KV()
+    kv.put(b"k", b"1")  # 2
+    kv.put(b"k", b"2")  # 3
+    kv.put(b"j", b"3")  # 4
+    before = kv.m.store.hash_kv(4)
+    with pytest.raises(FutureRev):
+        kv.m.store.hash_kv(5)
+    kv.compact(3)
+    with pytest.raises(Compacted):  # at the compaction point too, as etcd's HashKV
+        kv.m.store.hash_kv(3)
+    # what compaction at 3 dropped (k's record at 2) is below what any read at 4 sees: the
+    # history up to 4 that is kept hashes the same on every member that compacted at 3
+    twin = KV()
+    twin.put(b"k", b"1")
+    twin.put(b"k", b"2")
+    twin.put(b"j", b"3")
+    twin.compact(3)
+    assert twin.m.store.hash_kv(4) == kv.m.store.hash_kv(4)
+    assert kv.m.store.hash_kv(4) != before

@@ -15,12 +15,16 @@ Theory of operation (etcd 3.4's ``mvcc`` package, kept in memory):
 from __future__ import annotations
 
 import bisect
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
 from raftkv.kv.errors import Compacted, FutureRev
 from raftkv.kv.types import Event, EventType, KeyValue
+
+_RECORD = struct.Struct("<8q")  # a record's numbers, then its key and value lengths
 
 CommitListener = Callable[[int, list[Event]], None]
 """Called with (revision, events in sub-revision order) after each write transaction."""
@@ -137,6 +141,32 @@ class MVCCStore:
             else:
                 grouped.append((rev, [ev]))
         return grouped
+
+    def hash_kv(self, revision: int) -> tuple[int, int]:
+        """(CRC-32 of the history up to ``revision``, that revision): etcd's HashKV.
+
+        Covers, key by key in key order, every record kept (see ``compact``) at or below the
+        revision: revision, sub-revision, key, value, create and mod revision, version, lease.
+        Members that applied the same log agree on it, which is what it is for (etcd's
+        ``endpoint hashkv --cluster``). ``revision`` 0 means the current one; at or below the
+        compaction point it fails with Compacted (as etcd's does), above the current one with
+        FutureRev. It reads the whole store: O(records).
+        """
+        if 0 < revision <= self.compact_rev:
+            raise Compacted()
+        rev = self.check_rev(revision)
+        pack = _RECORD.pack
+        crc = 0
+        for key, h in self.index.items():
+            end = bisect.bisect_right(h.revs, rev)
+            for j in range(end):
+                kv = h.kvs[j]
+                head = pack(
+                    h.revs[j], h.subs[j], kv.create_revision, kv.mod_revision, kv.version,
+                    kv.lease, len(key), len(kv.value),
+                )  # fmt: skip
+                crc = zlib.crc32(kv.value, zlib.crc32(key, zlib.crc32(head, crc)))
+        return crc, rev
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -126,6 +126,8 @@ class EtcdGateway:
             "/v3/cluster/member/list": (pb.MemberListRequest, api.member_list),
             "/v3/maintenance/status": (pb.StatusRequest, api.status),
             "/v3/maintenance/alarm": (pb.AlarmRequest, api.alarm),
+            "/v3/maintenance/defragment": (pb.DefragmentRequest, api.defragment),
+            "/v3/maintenance/hash": (pb.HashRequest, api.hash),  # HashKV shares it in etcd 3.4
         }
         self._routes: dict[str, Handler] = {
             path: self._unary(cls, call) for path, (cls, call) in unary.items()

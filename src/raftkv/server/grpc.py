@@ -360,6 +360,23 @@ class EtcdApi:
         await self.service.move_leader(r.targetID)
         return pb.MoveLeaderResponse(header=self.header())
 
+    async def defragment(self, r: pb.DefragmentRequest) -> pb.DefragmentResponse:
+        # The store is in memory: no file to defragment. etcd 3.4 answers without a header.
+        return pb.DefragmentResponse()
+
+    async def hash_kv(self, r: pb.HashKVRequest) -> pb.HashKVResponse:
+        store = self.service.sm.store
+        h, _ = store.hash_kv(r.revision)
+        # etcd reports -1 while nothing was ever compacted
+        return pb.HashKVResponse(
+            header=self.header(), hash=h, compact_revision=store.compact_rev or -1
+        )
+
+    async def hash(self, r: pb.HashRequest) -> pb.HashResponse:
+        # etcd hashes its whole backend (every bucket); raftkv's is the current MVCC history.
+        h, _ = self.service.sm.store.hash_kv(0)
+        return pb.HashResponse(header=self.header(), hash=h)
+
     async def alarm(self, r: pb.AlarmRequest) -> pb.AlarmResponse:
         # raftkv raises no alarms (no space quota, no corruption check): GET lists none,
         # ACTIVATE / DEACTIVATE change nothing. etcd 3.4 answers an alarm call without a header.
@@ -576,6 +593,15 @@ class _Maintenance(rpc_grpc.MaintenanceBase):
 
     async def MoveLeader(self, stream: Stream[Any, Any]) -> None:
         await _unary(stream, self.api.move_leader)
+
+    async def Defragment(self, stream: Stream[Any, Any]) -> None:
+        await _unary(stream, self.api.defragment)
+
+    async def Hash(self, stream: Stream[Any, Any]) -> None:
+        await _unary(stream, self.api.hash)
+
+    async def HashKV(self, stream: Stream[Any, Any]) -> None:
+        await _unary(stream, self.api.hash_kv)
 
 
 _AUTH_MSG = "raftkv: authentication is not implemented"

@@ -269,6 +269,18 @@ class MaintenanceBase(abc.ABC):
     async def MoveLeader(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest, raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def Defragment(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.DefragmentRequest, raftkv.server.etcdpb.rpc_pb2.DefragmentResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def Hash(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.HashRequest, raftkv.server.etcdpb.rpc_pb2.HashResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def HashKV(self, stream: 'grpclib.server.Stream[raftkv.server.etcdpb.rpc_pb2.HashKVRequest, raftkv.server.etcdpb.rpc_pb2.HashKVResponse]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/etcdserverpb.Maintenance/Alarm': grpclib.const.Handler(
@@ -288,6 +300,24 @@ class MaintenanceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest,
                 raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse,
+            ),
+            '/etcdserverpb.Maintenance/Defragment': grpclib.const.Handler(
+                self.Defragment,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                raftkv.server.etcdpb.rpc_pb2.DefragmentRequest,
+                raftkv.server.etcdpb.rpc_pb2.DefragmentResponse,
+            ),
+            '/etcdserverpb.Maintenance/Hash': grpclib.const.Handler(
+                self.Hash,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                raftkv.server.etcdpb.rpc_pb2.HashRequest,
+                raftkv.server.etcdpb.rpc_pb2.HashResponse,
+            ),
+            '/etcdserverpb.Maintenance/HashKV': grpclib.const.Handler(
+                self.HashKV,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                raftkv.server.etcdpb.rpc_pb2.HashKVRequest,
+                raftkv.server.etcdpb.rpc_pb2.HashKVResponse,
             ),
         }
 
@@ -312,6 +342,24 @@ class MaintenanceStub:
             '/etcdserverpb.Maintenance/MoveLeader',
             raftkv.server.etcdpb.rpc_pb2.MoveLeaderRequest,
             raftkv.server.etcdpb.rpc_pb2.MoveLeaderResponse,
+        )
+        self.Defragment = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/etcdserverpb.Maintenance/Defragment',
+            raftkv.server.etcdpb.rpc_pb2.DefragmentRequest,
+            raftkv.server.etcdpb.rpc_pb2.DefragmentResponse,
+        )
+        self.Hash = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/etcdserverpb.Maintenance/Hash',
+            raftkv.server.etcdpb.rpc_pb2.HashRequest,
+            raftkv.server.etcdpb.rpc_pb2.HashResponse,
+        )
+        self.HashKV = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/etcdserverpb.Maintenance/HashKV',
+            raftkv.server.etcdpb.rpc_pb2.HashKVRequest,
+            raftkv.server.etcdpb.rpc_pb2.HashKVResponse,
         )
 
 
