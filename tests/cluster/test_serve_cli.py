@@ -77,6 +77,9 @@ def test_wrong_flags_exit_2_with_one_line(tmp_path: Path) -> None:
         ["--initial-cluster", "other=http://127.0.0.1:1"],
         ["--initial-cluster-state", "maybe"],
         ["--election-timeout", "10", "--heartbeat-interval", "50"],
+        ["--experimental-watch-progress-notify-interval", "10"],  # a Go duration needs a unit
+        ["--experimental-watch-progress-notify-interval", "0s"],
+        ["--experimental-watch-progress-notify-interval", "5x"],
     ):
         r = serve("--data-dir", str(tmp_path / "d"), *args)
         assert r.returncode == 2, (args, r.stderr)

@@ -10,11 +10,13 @@ from etcd_helpers import ETCD_BIN, EtcdCluster, need, start_raftkv
 
 from raftkv.localcluster import LocalCluster
 
+PROGRESS_EVERY = "300ms"  # the members' --experimental-watch-progress-notify-interval
+
 
 @pytest.fixture(scope="module")
 def rkv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     base: Path = tmp_path_factory.mktemp("rkv")
-    c = start_raftkv(base)
+    c = start_raftkv(base, extra=["--experimental-watch-progress-notify-interval", PROGRESS_EVERY])
     try:
         yield c
     finally:

@@ -166,3 +166,40 @@ def test_many_watches_on_one_stream(rkv: LocalCluster) -> None:
     assert got[3].header.revision == got[2].header.revision
     assert [(e.kv.key, e.kv.value) for e in got[5].events] == [(b"mw/b", b"3")]
     assert got[5].header.revision == got[2].header.revision + 2
+
+
+def test_progress_notify_watches_get_periodic_progress(rkv: LocalCluster) -> None:
+    """A watch created with progress_notify gets a progress notification (its id, no events,
+    the current revision) every --experimental-watch-progress-notify-interval (300ms for these
+    members); a watch without it never does, and events still arrive in between."""
+    port = rkv.members[0].client_port
+
+    async def scenario() -> tuple[list[pb.WatchResponse], list[pb.WatchResponse]]:
+        ch = Channel("127.0.0.1", port)
+        try:
+            kv = rpc_grpc.KVStub(ch)
+            async with rpc_grpc.WatchStub(ch).Watch.open(timeout=30) as stream:
+                for key, notify in ((b"pn/a", True), (b"pn/b", False)):
+                    create = pb.WatchCreateRequest(key=key, progress_notify=notify)
+                    await stream.send_message(pb.WatchRequest(create_request=create))
+                    assert (await stream.recv_message()).created
+                before = [await stream.recv_message() for _ in range(3)]
+                put = await kv.Put(pb.PutRequest(key=b"pn/a", value=b"1"))
+                after: list[pb.WatchResponse] = []
+                while len([r for r in after if not r.events]) < 2:
+                    after.append(await stream.recv_message())
+                await stream.cancel()
+                assert put.header.revision > 0
+        finally:
+            ch.close()
+        return before, after
+
+    before, after = run(scenario())
+    for r in before:  # progress only, and only for watch 0
+        assert (r.watch_id, len(r.events), r.created, r.canceled) == (0, 0, False, False)
+        assert r.header.revision > 0 and r.compact_revision == 0
+    events = [r for r in after if r.events]
+    assert [(r.watch_id, [e.kv.value for e in r.events]) for r in events] == [(0, [b"1"])]
+    progress = [r for r in after if not r.events]
+    assert {r.watch_id for r in progress} == {0}
+    assert all(r.header.revision >= events[0].header.revision for r in progress)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -145,6 +146,23 @@ class ServeConfig:
     max_txn_ops: int
     fault_injection: bool
     wal_segment_size: int
+    watch_progress_interval: float
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def _duration(text: str) -> float:
+    """A Go duration (``10m``, ``1m30s``, ``500ms``) in seconds, as etcd's duration flags take;
+    it must be positive."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 10m, 5s, 500ms)")
+    seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive: {text!r}")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,6 +188,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-count", type=int, default=100_000)
     p.add_argument("--max-request-bytes", type=int, default=1536 * 1024)
     p.add_argument("--max-txn-ops", type=int, default=MAX_TXN_OPS)
+    p.add_argument(
+        "--experimental-watch-progress-notify-interval",
+        type=_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="how often an idle watch created with progress_notify gets a progress "
+        "notification (etcd's flag; a Go duration: 10m, 5s, 500ms)",
+    )
     p.add_argument(
         "--log-level", choices=("debug", "info", "warn", "warning", "error"), default="info"
     )
@@ -267,6 +293,7 @@ def build_config(argv: Sequence[str]) -> tuple[ServeConfig, str]:
         max_txn_ops=a.max_txn_ops,
         fault_injection=a.enable_fault_injection,
         wal_segment_size=a.wal_segment_size,
+        watch_progress_interval=a.experimental_watch_progress_notify_interval,
     )
     level = {"warn": "warning"}.get(a.log_level, a.log_level)
     return cfg, level
@@ -470,6 +497,7 @@ async def _run_member(
             cluster_id=cfg.cluster_id,
             members=list(cfg.members),
             max_request_bytes=cfg.max_request_bytes,
+            watch_progress_interval=cfg.watch_progress_interval,
         ),
     )
     http = HttpApi(

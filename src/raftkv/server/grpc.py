@@ -388,6 +388,10 @@ class WatchSession:
 
     Watch ids are local to the stream and count from 0 as etcd's do; ``close`` cancels every
     watch still open (the stream ended).
+
+    A watch created with ``progress_notify`` gets, every ``watch_progress_interval`` (the
+    service's config), a progress notification (its id, no events, the current revision in the
+    header) unless events went out for it since the last one, as etcd's watch stream does.
     """
 
     def __init__(self, api: EtcdApi, send: Callable[[pb.WatchResponse], None]) -> None:
@@ -397,6 +401,8 @@ class WatchSession:
         self._hub_ids: dict[int, int] = {}  # local id -> hub id
         self._next = 0
         self.closed = False
+        self._idle: dict[int, bool] = {}  # progress_notify watches: no events since the tick?
+        self._ticker: asyncio.Task[None] | None = None
 
     def _to_pb(self, r: kt.WatchResponse, local: int) -> pb.WatchResponse:
         out = pb.WatchResponse(
@@ -410,6 +416,9 @@ class WatchSession:
         )
         if r.canceled:
             self._hub_ids.pop(local, None)
+            self._idle.pop(local, None)
+        elif r.events and local in self._idle:
+            self._idle[local] = False  # events went out: the next progress notification is moot
         return out
 
     def handle(self, req: pb.WatchRequest) -> None:
@@ -419,6 +428,7 @@ class WatchSession:
         elif which == "cancel_request":
             local = req.cancel_request.watch_id
             hub = self._hub_ids.pop(local, None)
+            self._idle.pop(local, None)
             if hub is not None and self.service.watch_cancel(hub) is not None:
                 self.send(pb.WatchResponse(header=self.api.header(), watch_id=local, canceled=True))
         elif which == "progress_request":
@@ -462,9 +472,26 @@ class WatchSession:
         catching_up = False
         if local in self._hub_ids:  # not canceled by its first responses (compacted start)
             self._hub_ids[local] = hub
+            if c.progress_notify:
+                self._idle[local] = True
+                if self._ticker is None:
+                    self._ticker = asyncio.get_running_loop().create_task(self._notify_progress())
+
+    async def _notify_progress(self) -> None:
+        """etcd's progress ticker: each tick, a notification to every progress_notify watch that
+        had no events since the tick before."""
+        interval = self.service.config.watch_progress_interval
+        while not self.closed:
+            await asyncio.sleep(interval)
+            for local, idle in list(self._idle.items()):
+                if idle and not self.closed:
+                    self.send(pb.WatchResponse(header=self.api.header(), watch_id=local))
+                self._idle[local] = True
 
     def close(self) -> None:
         self.closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
         for hub in self._hub_ids.values():
             if hub >= 0:
                 self.service.watch_cancel(hub)

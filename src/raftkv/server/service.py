@@ -86,6 +86,9 @@ class ServiceConfig:
     lease_check_interval: float = 0.5
     session_timeout_ms: int = 10 * 60 * 1000
     session_expiry_interval: float = 60.0
+    watch_progress_interval: float = 600.0
+    """How often an idle etcd-API watch created with ``progress_notify`` gets a progress
+    notification (etcd's ``--experimental-watch-progress-notify-interval``, 10 minutes)."""
 
 
 Response = (
