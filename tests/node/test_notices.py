@@ -81,6 +81,18 @@ def test_an_append_that_does_not_say_as_much_does_not_replace_it() -> None:
     with_notices(10.0, body)
 
 
+def test_a_notice_to_a_waiting_follower_is_never_held() -> None:
+    async def body(notices: CommitNotices, wire: Wire) -> None:
+        notices.send([app(2, index=5, commit=5), app(3, index=5, commit=5)], waiting={3})
+        assert wire.sent == [app(3, index=5, commit=5)]  # 3 forwarded an entry up to 5
+        notices.send([app(2, index=6, commit=6)], waiting={2})  # replaces the held one
+        assert wire.sent[-1] == app(2, index=6, commit=6) and notices.replaced == 1
+        notices.flush()
+        assert len(wire.sent) == 2
+
+    with_notices(10.0, body)
+
+
 def test_a_held_notice_is_sent_when_the_delay_ends() -> None:
     async def body(notices: CommitNotices, wire: Wire) -> None:
         notices.send([app(2, index=3, commit=3)])
@@ -131,3 +143,18 @@ def test_with_notices_off_none_is_replaced() -> None:
         assert c.nodes[lead].notices.replaced == 0
 
     run(body, commit_notice_ms=0)
+
+
+def test_a_follower_hears_at_once_of_the_commit_of_what_it_forwarded() -> None:
+    """A follower answers its client only once it applies the write it forwarded, so the
+    commit index that covers it goes out at once. Here a held notice would wait a minute and
+    the first heartbeat comes 10 s after the election: each write must take far less."""
+
+    async def body(c: Cluster) -> None:
+        c.nodes[1].campaign()
+        await until(lambda: c.leader() == 1 and c.nodes[2].leader() == 1, timeout=20)
+        for n in range(1, 6):
+            assert await asyncio.wait_for(c.nodes[2].propose(b"f"), 5) == n
+        assert c.sms[2].values["f"] == 5
+
+    run(body, heartbeat_tick=5000, election_tick=50_000, commit_notice_ms=60_000)

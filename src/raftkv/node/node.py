@@ -24,7 +24,7 @@ from typing import Protocol
 from raftkv.node.errors import NodeStopped, NotLeaderError, StorageFailed
 from raftkv.node.notices import CommitNotices
 from raftkv.node.proposal import Proposal
-from raftkv.node.statemachine import StateMachine, unwrap, wrap
+from raftkv.node.statemachine import StateMachine, origin_of, unwrap, wrap
 from raftkv.raft import Config, ProposalDropped, RaftError, RawNode, Role
 from raftkv.raft.host import Apply, Persist, Send, plan
 from raftkv.raft.messages import Message, kind
@@ -168,6 +168,7 @@ class Node:
         self.sent_kinds: dict[tuple[int, str], int] = {}
         """Messages sent so far, per (peer, message kind): what the event stream shows."""
         self.notices = CommitNotices(config.commit_notice_ms / 1000, self._transmit)
+        self._waiting: set[int] = set()  # see _forwarders
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -358,6 +359,7 @@ class Node:
             if self._forwarded:
                 self._fail_forwarded(rd.soft_state.lead)
         steps = plan(rd)
+        self._waiting = self._forwarders(rd.committed_entries)
         persist = next((s for s in steps if isinstance(s, Persist)), None)
         writing: Awaitable[None] = _DONE
         first = 0
@@ -398,7 +400,15 @@ class Node:
         await self._maybe_snapshot()
 
     def _send(self, messages: tuple[Message, ...]) -> None:
-        self.notices.send(messages)
+        self.notices.send(messages, self._waiting)
+
+    def _forwarders(self, committed: Sequence[Entry]) -> set[int]:
+        """The other members whose forwarded proposals are among ``committed``: they answer
+        their clients only once they apply them, so their commit notices must not wait."""
+        if not committed or self.raw.role is not Role.LEADER:
+            return set()
+        me = self.id
+        return {o for e in committed if (o := origin_of(e.data)) != me and o}
 
     def _transmit(self, messages: tuple[Message, ...]) -> None:
         self.transport.send(messages)

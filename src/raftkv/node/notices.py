@@ -15,7 +15,9 @@ So the host holds such an append (a *commit notice*) for up to ``delay`` seconds
 * any other message to that follower sends the held notice first, so the order of messages
   to a follower never changes (a read-index answer, for one, is never seen before the commit
   index it asks the follower to wait for);
-* when the delay ends, the notices still held are sent.
+* when the delay ends, the notices still held are sent;
+* a notice to a follower that is waiting for the commit (it forwarded one of the entries
+  this commit index covers, and answers its client only once it applies it) is never held.
 
 Holding or dropping an append is, to Raft, a slower or a lossy network, which Raft tolerates
 by design (§5.3); the held notice is at most ``delay`` late. With ``delay == 0`` nothing is held.
@@ -24,7 +26,7 @@ by design (§5.3); the held notice is at most ``delay`` late. With ``delay == 0`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from raftkv.raft.messages import AppendEntries, Message
 
@@ -45,8 +47,9 @@ class CommitNotices:
         self._timer: asyncio.TimerHandle | None = None
         self.replaced = 0
 
-    def send(self, messages: Sequence[Message]) -> None:
-        """Send ``messages`` in order, holding or replacing commit notices as above."""
+    def send(self, messages: Sequence[Message], waiting: Collection[int] = ()) -> None:
+        """Send ``messages`` in order, holding or replacing commit notices as above; a notice
+        to a member in ``waiting`` goes out at once."""
         if self._delay <= 0:
             self._send(tuple(messages))
             return
@@ -54,19 +57,16 @@ class CommitNotices:
         held = self._held
         for m in messages:
             old = held.get(m.to)
-            if isinstance(m, AppendEntries):
-                if old is not None:
-                    if _covers(m, old):
-                        del held[m.to]
-                        self.replaced += 1
-                    else:
-                        out.append(held.pop(m.to))
-                if not m.entries:
-                    held[m.to] = m
-                    continue
-            elif old is not None:
-                out.append(held.pop(m.to))
-            out.append(m)
+            if old is not None:
+                if isinstance(m, AppendEntries) and _covers(m, old):
+                    self.replaced += 1
+                else:
+                    out.append(old)
+                del held[m.to]
+            if isinstance(m, AppendEntries) and not m.entries and m.to not in waiting:
+                held[m.to] = m
+            else:
+                out.append(m)
         if out:
             self._send(tuple(out))
         if held and self._timer is None:

@@ -33,12 +33,18 @@ class StateMachine(Protocol):
 
 _HEADER = struct.Struct(">QQ")
 HEADER_SIZE = _HEADER.size
+_ORIGIN = struct.Struct(">Q")
 
 
 def wrap(origin: int, rid: int, payload: bytes) -> bytes:
     """Prefix a proposal with who proposed it, so the proposer can match the applied entry to
     the request waiting for it (whoever was leader when it was appended)."""
     return _HEADER.pack(origin, rid) + payload
+
+
+def origin_of(data: bytes) -> int:
+    """The member that proposed a wrapped entry (0 for a no-op)."""
+    return int(_ORIGIN.unpack_from(data)[0]) if len(data) >= HEADER_SIZE else 0
 
 
 def unwrap(data: bytes) -> tuple[int, int, bytes]:
