@@ -14,6 +14,7 @@ from raftkv.kv import (
     KeyValue,
     RangeRequest,
 )
+from raftkv.kv.mvcc import KVHasher
 
 
 def test_a_fresh_store_is_at_revision_1(kv: KV) -> None:
@@ -155,3 +156,23 @@ def test_hash_kv_revision_errors_and_compaction() -> None:
     twin.compact(3)
     assert twin.m.store.hash_kv(4) == kv.m.store.hash_kv(4)
     assert kv.m.store.hash_kv(4) != before
+
+
+def test_hash_kv_a_chunk_at_a_time_ignores_later_writes_and_notices_compaction() -> None:
+    kv = KV()
+    for i in range(50):
+        kv.put(b"k%02d" % (i % 17), b"v%d" % i)
+    rev = kv.rev
+    whole, _ = kv.m.store.hash_kv(0)
+    hasher = KVHasher(kv.m.store, 0)
+    steps = 0
+    while not hasher.step(3):
+        steps += 1
+        kv.put(b"k%02d" % steps, b"later")  # writes between the steps: above the revision
+        kv.put(b"a-new-key", b"x")
+    assert hasher.rev == rev and hasher.crc == whole and steps == 5
+    assert not hasher.stale
+    again = KVHasher(kv.m.store, rev)
+    again.step(3)
+    kv.compact(rev - 10)
+    assert again.stale  # the caller starts again

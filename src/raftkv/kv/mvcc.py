@@ -143,30 +143,12 @@ class MVCCStore:
         return grouped
 
     def hash_kv(self, revision: int) -> tuple[int, int]:
-        """(CRC-32 of the history up to ``revision``, that revision): etcd's HashKV.
-
-        Covers, key by key in key order, every record kept (see ``compact``) at or below the
-        revision: revision, sub-revision, key, value, create and mod revision, version, lease.
-        Members that applied the same log agree on it, which is what it is for (etcd's
-        ``endpoint hashkv --cluster``). ``revision`` 0 means the current one; at or below the
-        compaction point it fails with Compacted (as etcd's does), above the current one with
-        FutureRev. It reads the whole store: O(records).
-        """
-        if 0 < revision <= self.compact_rev:
-            raise Compacted()
-        rev = self.check_rev(revision)
-        pack = _RECORD.pack
-        crc = 0
-        for key, h in self.index.items():
-            end = bisect.bisect_right(h.revs, rev)
-            for j in range(end):
-                kv = h.kvs[j]
-                head = pack(
-                    h.revs[j], h.subs[j], kv.create_revision, kv.mod_revision, kv.version,
-                    kv.lease, len(key), len(kv.value),
-                )  # fmt: skip
-                crc = zlib.crc32(kv.value, zlib.crc32(key, zlib.crc32(head, crc)))
-        return crc, rev
+        """(CRC-32 of the history up to ``revision``, that revision): etcd's HashKV, at once.
+        See ``KVHasher``; a server hashes a chunk at a time instead."""
+        h = KVHasher(self, revision)
+        while not h.step(1 << 62):
+            pass
+        return h.crc, h.rev
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -234,3 +216,54 @@ class WriteTxn:
             for listener in list(self.store.listeners):
                 listener(self.store.rev, self.events)
         return self.store.rev
+
+
+class KVHasher:
+    """etcd's HashKV over ``store``: a CRC-32 of its history up to ``revision``, a chunk of keys
+    per ``step`` so that a large store does not stall an event loop between the chunks.
+
+    Covers, key by key in key order, every record kept (see ``MVCCStore.compact``) at or below
+    the revision: revision, sub-revision, create and mod revision, version, lease, and the key
+    and value. Members that applied the same log agree on it, which is what it is for (etcd's
+    ``endpoint hashkv --cluster``). ``revision`` 0 means the current one; at or below the
+    compaction point it fails with Compacted (as etcd's does), above the current one with
+    FutureRev.
+
+    Writes between steps do not change the result (they add records above the revision, and
+    keys that come later have none below it); a compaction between steps does: ``stale``
+    then says to start again.
+    """
+
+    def __init__(self, store: MVCCStore, revision: int) -> None:
+        if 0 < revision <= store.compact_rev:
+            raise Compacted()
+        self.rev = store.check_rev(revision)
+        self.crc = 0
+        self._store = store
+        self._compact_rev = store.compact_rev
+        self._keys: list[bytes] = list(store.index.keys())
+        self._pos = 0
+
+    @property
+    def stale(self) -> bool:
+        """Whether the store was compacted since this hash began."""
+        return self._store.compact_rev != self._compact_rev
+
+    def step(self, keys: int) -> bool:
+        """Hash up to ``keys`` more keys; True once every key is hashed (``crc`` is the hash)."""
+        index, rev, pack, crc32 = self._store.index, self.rev, _RECORD.pack, zlib.crc32
+        crc = self.crc
+        stop = min(self._pos + keys, len(self._keys))
+        for key in self._keys[self._pos : stop]:
+            h = index.get(key)
+            if h is None:
+                continue
+            for j in range(bisect.bisect_right(h.revs, rev)):
+                kv = h.kvs[j]
+                head = pack(
+                    h.revs[j], h.subs[j], kv.create_revision, kv.mod_revision, kv.version,
+                    kv.lease, len(key), len(kv.value),
+                )  # fmt: skip
+                crc = crc32(kv.value, crc32(key, crc32(head, crc)))
+        self.crc, self._pos = crc, stop
+        return stop == len(self._keys)

@@ -45,6 +45,7 @@ from raftkv.kv import (
 )
 from raftkv.kv import types as kt
 from raftkv.kv.errors import InvalidSortOption
+from raftkv.kv.mvcc import KVHasher
 from raftkv.kv.txn import MAX_TXN_OPS, check_delete, check_put, check_range, check_txn
 from raftkv.server.etcdpb import kv_pb2 as mvccpb
 from raftkv.server.etcdpb import rpc_grpc
@@ -55,6 +56,7 @@ log = logging.getLogger("raftkv.server.grpc")
 
 ETCD_SERVER_VERSION = "3.4.23"
 _DB_SIZE_CACHE_S = 5.0
+_HASH_KEYS_PER_TURN = 2000
 _PROGRESS_WATCH_ID = -1  # etcd: a progress response belongs to no watch (broadcast)
 
 
@@ -364,17 +366,27 @@ class EtcdApi:
         # The store is in memory: no file to defragment. etcd 3.4 answers without a header.
         return pb.DefragmentResponse()
 
+    async def _hash_kv(self, revision: int) -> tuple[int, int]:
+        """(hash, compact revision) of this member's store, a chunk of keys per turn of the
+        loop (a store of 200k records takes about 150 ms: longer than an election timeout)."""
+        while True:
+            store = self.service.sm.store
+            hasher = KVHasher(store, revision)
+            while not hasher.step(_HASH_KEYS_PER_TURN):
+                await asyncio.sleep(0)
+                if hasher.stale:
+                    break  # compacted meanwhile: start again (or fail, if now compacted away)
+            else:
+                return hasher.crc, store.compact_rev
+
     async def hash_kv(self, r: pb.HashKVRequest) -> pb.HashKVResponse:
-        store = self.service.sm.store
-        h, _ = store.hash_kv(r.revision)
+        h, compact_rev = await self._hash_kv(r.revision)
         # etcd reports -1 while nothing was ever compacted
-        return pb.HashKVResponse(
-            header=self.header(), hash=h, compact_revision=store.compact_rev or -1
-        )
+        return pb.HashKVResponse(header=self.header(), hash=h, compact_revision=compact_rev or -1)
 
     async def hash(self, r: pb.HashRequest) -> pb.HashResponse:
         # etcd hashes its whole backend (every bucket); raftkv's is the current MVCC history.
-        h, _ = self.service.sm.store.hash_kv(0)
+        h, _ = await self._hash_kv(0)
         return pb.HashResponse(header=self.header(), hash=h)
 
     async def alarm(self, r: pb.AlarmRequest) -> pb.AlarmResponse:
