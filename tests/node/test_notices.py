@@ -93,6 +93,22 @@ def test_a_notice_to_a_waiting_follower_is_never_held() -> None:
     with_notices(10.0, body)
 
 
+def test_a_newer_notice_keeps_the_time_the_news_has_waited() -> None:
+    async def body(notices: CommitNotices, wire: Wire) -> None:
+        notices.send([app(2, index=5, commit=5)])
+        first = notices.held()[2]
+        await asyncio.sleep(0.01)
+        notices.send([app(2, index=5, commit=6)])  # a newer notice: the follower still waits
+        assert notices.held() == {2: first}
+        notices.send([app(2, index=6, commit=6, n=1)])  # an append delivers the news
+        await asyncio.sleep(0.01)
+        notices.send([app(2, index=7, commit=7)])  # fresh news, held from now
+        assert notices.held()[2] > first
+        assert wire.sent == [app(2, index=6, commit=6, n=1)] and notices.replaced == 2
+
+    with_notices(10.0, body)
+
+
 def test_a_held_notice_is_sent_when_the_delay_ends() -> None:
     async def body(notices: CommitNotices, wire: Wire) -> None:
         notices.send([app(2, index=3, commit=3)])

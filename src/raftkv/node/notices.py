@@ -15,7 +15,8 @@ So the host holds such an append (a *commit notice*) for up to ``delay`` seconds
 * any other message to that follower sends the held notice first, so the order of messages
   to a follower never changes (a read-index answer, for one, is never seen before the commit
   index it asks the follower to wait for);
-* when the delay ends, the notices still held are sent;
+* when the delay ends, counted from when its news was first held (a newer notice that
+  replaces it keeps that time), a notice still held is sent;
 * a notice to a follower that is waiting for the commit (it forwarded one of the entries
   this commit index covers, and answers its client only once it applies it) is never held.
 
@@ -43,7 +44,7 @@ class CommitNotices:
     def __init__(self, delay: float, send: Callable[[tuple[Message, ...]], None]) -> None:
         self._delay = delay
         self._send = send
-        self._held: dict[int, AppendEntries] = {}
+        self._held: dict[int, tuple[AppendEntries, float]] = {}  # peer -> (notice, held since)
         self._timer: asyncio.TimerHandle | None = None
         self.replaced = 0
 
@@ -55,22 +56,49 @@ class CommitNotices:
             return
         out: list[Message] = []
         held = self._held
+        now: float | None = None
         for m in messages:
-            old = held.get(m.to)
-            if old is not None:
+            since: float | None = None
+            entry = held.pop(m.to, None)
+            if entry is not None:
+                old, old_since = entry
                 if isinstance(m, AppendEntries) and _covers(m, old):
                     self.replaced += 1
+                    if not m.entries:
+                        since = old_since  # its news has waited since then: no fresh delay
                 else:
                     out.append(old)
-                del held[m.to]
             if isinstance(m, AppendEntries) and not m.entries and m.to not in waiting:
-                held[m.to] = m
+                if since is None:
+                    if now is None:
+                        now = asyncio.get_running_loop().time()
+                    since = now
+                held[m.to] = (m, since)
             else:
                 out.append(m)
         if out:
             self._send(tuple(out))
         if held and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._delay, self.flush)
+            self._arm()
+
+    def held(self) -> dict[int, float]:
+        """Follower -> since when (event loop time) its news has been held."""
+        return {peer: since for peer, (_, since) in self._held.items()}
+
+    def _arm(self) -> None:
+        first = min(since for _, since in self._held.values())
+        self._timer = asyncio.get_running_loop().call_at(first + self._delay, self._expire)
+
+    def _expire(self) -> None:
+        """Send the notices held for ``delay`` (each is held from when its news was first held,
+        not from the last time a newer notice replaced it)."""
+        self._timer = None
+        due_by = asyncio.get_running_loop().time() - self._delay + 1e-4  # timers fire early
+        due = [peer for peer, (_, since) in self._held.items() if since <= due_by]
+        if due:
+            self._send(tuple(self._held.pop(peer)[0] for peer in due))
+        if self._held:
+            self._arm()
 
     def flush(self) -> None:
         """Send every held notice now."""
@@ -78,7 +106,8 @@ class CommitNotices:
             self._timer.cancel()
             self._timer = None
         if self._held:
-            notices, self._held = tuple(self._held.values()), {}
+            notices = tuple(m for m, _ in self._held.values())
+            self._held = {}
             self._send(notices)
 
     def close(self) -> None:
