@@ -55,6 +55,7 @@ def test_one_leader_and_the_http_endpoints(cluster: LocalCluster) -> None:
             "raftkv_server_has_leader 1",
             "raftkv_proposals_applied_total ",
             "raftkv_wal_fsync_total ",
+            "raftkv_raft_commit_notices_replaced_total ",
             "raftkv_peer_sent_messages_total{peer=",
         ):
             assert gauge in text, gauge

@@ -257,6 +257,12 @@ class HttpApi:
             "Entries with a command applied on this member.",
             self.events.cmds_applied,
         )
+        metric(
+            "raftkv_raft_commit_notices_replaced_total",
+            "counter",
+            "Appends carrying only a commit index that a later append made unnecessary.",
+            self.node.notices.replaced,
+        )
         metric("raftkv_mvcc_revision", "gauge", "The store's revision.", self.service.sm.revision)
         fsyncs = self._fsyncs() if self._fsyncs is not None else None
         if fsyncs is not None:
