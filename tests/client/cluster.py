@@ -21,6 +21,7 @@ from raftkv.transport.memory import MemoryNetwork, MemoryTransport
 
 _T = TypeVar("_T")
 CLUSTER_ID = 0x1C0FFEE
+PROGRESS_EVERY = 0.2  # seconds between progress notifications of progress_notify watches
 
 
 class SniffingListener(asyncio.Protocol):
@@ -134,6 +135,7 @@ class ThreadCluster:
                     members=members,
                     request_timeout=2.0,
                     lease_check_interval=0.05,
+                    watch_progress_interval=PROGRESS_EVERY,
                 ),
             )
             await t.start()

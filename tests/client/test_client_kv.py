@@ -33,7 +33,7 @@ def run(cluster: ThreadCluster, body: Callable[[AsyncClient], Awaitable[None]],
         async with AsyncClient(endpoints or cluster.endpoints, command_timeout=10.0) as c:
             await body(c)
 
-    asyncio.run(main())
+    asyncio.run(asyncio.wait_for(main(), 60))  # a watch that never answers fails, not hangs
 
 
 def keys(resp: object) -> list[bytes]:
@@ -130,6 +130,27 @@ def test_compact_and_compacted_error(cluster: ThreadCluster) -> None:
         await w.start()
         with pytest.raises(Compacted):
             await w.__anext__()
+
+    run(cluster, body)
+
+
+def test_a_progress_notify_watch_gets_progress_when_it_has_no_events(
+    cluster: ThreadCluster,
+) -> None:
+    async def body(c: AsyncClient) -> None:
+        async with c.watch("pn/a", progress_notify=True) as w, c.watch("pn/b") as quiet:
+            before = [await w.__anext__(), await w.__anext__()]  # one every 0.2 s
+            assert all(r.events == () and r.header.revision > 0 for r in before)
+            put = await c.put("pn/a", "1")
+            got = [await w.__anext__()]
+            while not got[-1].events:  # a notification may have been on its way already
+                got.append(await w.__anext__())
+            assert [e.kv.value for e in got[-1].events] == [b"1"]
+            after = await w.__anext__()
+            assert after.events == () and after.header.revision >= put.header.revision
+            await c.put("pn/b", "2")  # the watch without progress_notify got nothing else
+            first = await quiet.__anext__()
+            assert [e.kv.value for e in first.events] == [b"2"]
 
     run(cluster, body)
 

@@ -691,16 +691,21 @@ class AsyncClient:
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Iterable[WatchFilter] = (),
+        progress_notify: bool = False,
     ) -> Watcher:
         """A watch: ``async with client.watch(...) as w: async for resp in w: ...``.
 
         The watch is created on ``start()`` (or entering the ``async with``, or the first
         iteration). If its connection breaks it is created again on another endpoint from the
-        revision after the last one seen, so no event is lost or repeated.
+        revision after the last one seen, so no event is lost or repeated. With
+        ``progress_notify`` the member sends a progress notification (no events, its current
+        revision) at its ``--experimental-watch-progress-notify-interval`` when there were no
+        events meanwhile.
         """
         k = to_bytes(key)
         end = _range_end(k, to_bytes(range_end), prefix, from_key)
-        return Watcher(self, WatchCreate(k, end, start_revision, prev_kv, tuple(filters)))
+        create = WatchCreate(k, end, start_revision, prev_kv, tuple(filters), progress_notify)
+        return Watcher(self, create)
 
 
 def _range_end(key: bytes, range_end: bytes, prefix: bool, from_key: bool) -> bytes:

@@ -103,11 +103,14 @@ class Client:
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Iterable[WatchFilter] = (),
+        progress_notify: bool = False,
     ) -> SyncWatcher:
         """A started watch: ``with client.watch(...) as w: for resp in w: ...``."""
 
         async def start() -> Watcher:
-            w = self._aio.watch(key, range_end, prefix, from_key, start_revision, prev_kv, filters)
+            w = self._aio.watch(
+                key, range_end, prefix, from_key, start_revision, prev_kv, filters, progress_notify
+            )
             await w.start()
             return w
 

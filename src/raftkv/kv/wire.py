@@ -64,13 +64,18 @@ class ClientFrame(enum.IntEnum):
 
 
 class WatchCreate(msgspec.Struct, frozen=True, array_like=True, tag="watch_create"):
-    """Start a watch on ``key`` / ``[key, range_end)``; answered by the ``created`` response."""
+    """Start a watch on ``key`` / ``[key, range_end)``; answered by the ``created`` response.
+
+    ``progress_notify``: a progress notification every ``watch_progress_interval`` in which
+    the watch had no events (etcd's flag of the same name).
+    """
 
     key: bytes
     range_end: bytes = b""
     start_revision: int = 0
     prev_kv: bool = False
     filters: tuple[WatchFilter, ...] = ()
+    progress_notify: bool = False
 
 
 class WatchCancel(msgspec.Struct, frozen=True, array_like=True, tag="watch_cancel"):

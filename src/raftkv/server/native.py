@@ -108,6 +108,8 @@ class NativeProtocol(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._proposals = 0  # writes in flight (answered from callbacks, not tasks)
         self._watches: set[int] = set()
+        self._idle: dict[int, bool] = {}  # progress_notify watches: no events since the tick?
+        self._ticker: asyncio.Task[None] | None = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._write_paused = False
@@ -159,6 +161,9 @@ class NativeProtocol(asyncio.Protocol):
         for wid in self._watches:
             self.service.watch_cancel(wid)
         self._watches.clear()
+        self._idle.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
         self._out.clear()
 
     def pause_writing(self) -> None:
@@ -295,6 +300,9 @@ class NativeProtocol(asyncio.Protocol):
                         return
                     if resp.canceled:
                         self._watches.discard(resp.watch_id)
+                        self._idle.pop(resp.watch_id, None)
+                    elif resp.events and resp.watch_id in self._idle:
+                        self._idle[resp.watch_id] = False  # the next notification is moot
                     self._push(WatchEvent(resp.watch_id, resp))
 
                 try:
@@ -309,11 +317,18 @@ class NativeProtocol(asyncio.Protocol):
                     self.service.watch_cancel(wid)
                 elif wid in self.service.sm.hub.watches:
                     self._watches.add(wid)
+                    if body.progress_notify:
+                        self._idle[wid] = True
+                        if self._ticker is None:
+                            self._ticker = asyncio.get_running_loop().create_task(
+                                self._notify_progress()
+                            )
             case WatchCancel():
                 # Only this connection's own watches: ids are per member, not per connection.
                 r = None
                 if body.watch_id in self._watches:
                     self._watches.discard(body.watch_id)
+                    self._idle.pop(body.watch_id, None)
                     r = self.service.watch_cancel(body.watch_id)
                 if r is None:
                     r = WatchResponse(self.service.header(), body.watch_id, canceled=True)
@@ -325,6 +340,17 @@ class NativeProtocol(asyncio.Protocol):
                 if p is None:
                     p = WatchResponse(self.service.header(), body.watch_id)
                 self._answer(ClientResponse(rid, WatchResult(p)))
+
+    async def _notify_progress(self) -> None:
+        """etcd's progress ticker: each tick, a progress notification to every progress_notify
+        watch of this connection that had no events since the tick before."""
+        interval = self.service.config.watch_progress_interval
+        while not self._closing:
+            await asyncio.sleep(interval)
+            for wid, idle in list(self._idle.items()):
+                if idle and not self._closing:
+                    self._push(WatchEvent(wid, WatchResponse(self.service.header(), wid)))
+                self._idle[wid] = True
 
     # -- cluster --------------------------------------------------------------------------------
 
