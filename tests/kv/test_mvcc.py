@@ -144,6 +144,7 @@ def test_hash_kv_revision_errors_and_compaction() -> None:
     before = kv.m.store.hash_kv(4)
     with pytest.raises(FutureRev):
         kv.m.store.hash_kv(5)
+    assert kv.m.store.hash_kv(-1)[0] == KV().m.store.hash_kv(0)[0]  # nothing, as etcd
     kv.compact(3)
     with pytest.raises(Compacted):  # at the compaction point too, as etcd's HashKV
         kv.m.store.hash_kv(3)

@@ -227,7 +227,7 @@ class KVHasher:
     and value. Members that applied the same log agree on it, which is what it is for (etcd's
     ``endpoint hashkv --cluster``). ``revision`` 0 means the current one; at or below the
     compaction point it fails with Compacted (as etcd's does), above the current one with
-    FutureRev.
+    FutureRev; below 0 it hashes nothing.
 
     Writes between steps do not change the result (they add records above the revision, and
     keys that come later have none below it); a compaction between steps does: ``stale``
@@ -237,7 +237,8 @@ class KVHasher:
     def __init__(self, store: MVCCStore, revision: int) -> None:
         if 0 < revision <= store.compact_rev:
             raise Compacted()
-        self.rev = store.check_rev(revision)
+        # a negative revision hashes nothing, as etcd's does (its hash of an empty range)
+        self.rev = store.check_rev(revision) if revision >= 0 else -1
         self.crc = 0
         self._store = store
         self._compact_rev = store.compact_rev
