@@ -50,6 +50,7 @@ from raftkv.kv.txn import MAX_TXN_OPS, check_delete, check_put, check_range, che
 from raftkv.server.etcdpb import kv_pb2 as mvccpb
 from raftkv.server.etcdpb import rpc_grpc
 from raftkv.server.etcdpb import rpc_pb2 as pb
+from raftkv.server.progress import ProgressTicker
 from raftkv.server.service import KVService
 
 log = logging.getLogger("raftkv.server.grpc")
@@ -413,8 +414,10 @@ class WatchSession:
         self._hub_ids: dict[int, int] = {}  # local id -> hub id
         self._next = 0
         self.closed = False
-        self._idle: dict[int, bool] = {}  # progress_notify watches: no events since the tick?
-        self._ticker: asyncio.Task[None] | None = None
+        self._progress = ProgressTicker(
+            self.service.config.watch_progress_interval,
+            lambda local: self.send(pb.WatchResponse(header=self.api.header(), watch_id=local)),
+        )
 
     def _to_pb(self, r: kt.WatchResponse, local: int) -> pb.WatchResponse:
         out = pb.WatchResponse(
@@ -428,9 +431,9 @@ class WatchSession:
         )
         if r.canceled:
             self._hub_ids.pop(local, None)
-            self._idle.pop(local, None)
-        elif r.events and local in self._idle:
-            self._idle[local] = False  # events went out: the next progress notification is moot
+            self._progress.discard(local)
+        elif r.events:
+            self._progress.saw_events(local)
         return out
 
     def handle(self, req: pb.WatchRequest) -> None:
@@ -440,7 +443,7 @@ class WatchSession:
         elif which == "cancel_request":
             local = req.cancel_request.watch_id
             hub = self._hub_ids.pop(local, None)
-            self._idle.pop(local, None)
+            self._progress.discard(local)
             if hub is not None and self.service.watch_cancel(hub) is not None:
                 self.send(pb.WatchResponse(header=self.api.header(), watch_id=local, canceled=True))
         elif which == "progress_request":
@@ -485,25 +488,11 @@ class WatchSession:
         if local in self._hub_ids:  # not canceled by its first responses (compacted start)
             self._hub_ids[local] = hub
             if c.progress_notify:
-                self._idle[local] = True
-                if self._ticker is None:
-                    self._ticker = asyncio.get_running_loop().create_task(self._notify_progress())
-
-    async def _notify_progress(self) -> None:
-        """etcd's progress ticker: each tick, a notification to every progress_notify watch that
-        had no events since the tick before."""
-        interval = self.service.config.watch_progress_interval
-        while not self.closed:
-            await asyncio.sleep(interval)
-            for local, idle in list(self._idle.items()):
-                if idle and not self.closed:
-                    self.send(pb.WatchResponse(header=self.api.header(), watch_id=local))
-                self._idle[local] = True
+                self._progress.add(local)
 
     def close(self) -> None:
         self.closed = True
-        if self._ticker is not None:
-            self._ticker.cancel()
+        self._progress.close()
         for hub in self._hub_ids.values():
             if hub >= 0:
                 self.service.watch_cancel(hub)

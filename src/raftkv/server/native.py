@@ -69,6 +69,7 @@ from raftkv.kv.wire import (
     error_response,
 )
 from raftkv.node import Proposal
+from raftkv.server.progress import ProgressTicker
 from raftkv.server.service import KVService
 from raftkv.transport.errors import FrameError, one_line
 from raftkv.transport.framing import (
@@ -108,8 +109,7 @@ class NativeProtocol(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._proposals = 0  # writes in flight (answered from callbacks, not tasks)
         self._watches: set[int] = set()
-        self._idle: dict[int, bool] = {}  # progress_notify watches: no events since the tick?
-        self._ticker: asyncio.Task[None] | None = None
+        self._progress = ProgressTicker(service.config.watch_progress_interval, self._notify)
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._write_paused = False
@@ -161,9 +161,7 @@ class NativeProtocol(asyncio.Protocol):
         for wid in self._watches:
             self.service.watch_cancel(wid)
         self._watches.clear()
-        self._idle.clear()
-        if self._ticker is not None:
-            self._ticker.cancel()
+        self._progress.close()
         self._out.clear()
 
     def pause_writing(self) -> None:
@@ -300,9 +298,9 @@ class NativeProtocol(asyncio.Protocol):
                         return
                     if resp.canceled:
                         self._watches.discard(resp.watch_id)
-                        self._idle.pop(resp.watch_id, None)
-                    elif resp.events and resp.watch_id in self._idle:
-                        self._idle[resp.watch_id] = False  # the next notification is moot
+                        self._progress.discard(resp.watch_id)
+                    elif resp.events:
+                        self._progress.saw_events(resp.watch_id)
                     self._push(WatchEvent(resp.watch_id, resp))
 
                 try:
@@ -318,17 +316,13 @@ class NativeProtocol(asyncio.Protocol):
                 elif wid in self.service.sm.hub.watches:
                     self._watches.add(wid)
                     if body.progress_notify:
-                        self._idle[wid] = True
-                        if self._ticker is None:
-                            self._ticker = asyncio.get_running_loop().create_task(
-                                self._notify_progress()
-                            )
+                        self._progress.add(wid)
             case WatchCancel():
                 # Only this connection's own watches: ids are per member, not per connection.
                 r = None
                 if body.watch_id in self._watches:
                     self._watches.discard(body.watch_id)
-                    self._idle.pop(body.watch_id, None)
+                    self._progress.discard(body.watch_id)
                     r = self.service.watch_cancel(body.watch_id)
                 if r is None:
                     r = WatchResponse(self.service.header(), body.watch_id, canceled=True)
@@ -341,16 +335,9 @@ class NativeProtocol(asyncio.Protocol):
                     p = WatchResponse(self.service.header(), body.watch_id)
                 self._answer(ClientResponse(rid, WatchResult(p)))
 
-    async def _notify_progress(self) -> None:
-        """etcd's progress ticker: each tick, a progress notification to every progress_notify
-        watch of this connection that had no events since the tick before."""
-        interval = self.service.config.watch_progress_interval
-        while not self._closing:
-            await asyncio.sleep(interval)
-            for wid, idle in list(self._idle.items()):
-                if idle and not self._closing:
-                    self._push(WatchEvent(wid, WatchResponse(self.service.header(), wid)))
-                self._idle[wid] = True
+    def _notify(self, wid: int) -> None:
+        """A progress notification for watch ``wid`` (no events, the current revision)."""
+        self._push(WatchEvent(wid, WatchResponse(self.service.header(), wid)))
 
     # -- cluster --------------------------------------------------------------------------------
 
