@@ -4,7 +4,7 @@ cluster (Nodes over MemoryTransport)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import pytest
 
@@ -371,15 +371,15 @@ def test_a_write_is_answered_before_the_leader_tells_followers_its_commit(
     events: list[tuple[str, int]] = []
 
     def watch_sends() -> None:
-        real = node._send
+        real = node.notices.send
 
-        def send(messages: tuple[Message, ...]) -> None:
+        def send(messages: Sequence[Message], waiting: Collection[int] = ()) -> None:
             for m in messages:
                 if isinstance(m, AppendEntries):
                     events.append(("commit sent", m.commit))
-            real(messages)
+            real(messages, waiting)
 
-        node._send = send  # type: ignore[method-assign]
+        node.notices.send = send  # type: ignore[method-assign]
 
     cl.loop.call_soon_threadsafe(watch_sends)
 

@@ -168,7 +168,6 @@ class Node:
         self.sent_kinds: dict[tuple[int, str], int] = {}
         """Messages sent so far, per (peer, message kind): what the event stream shows."""
         self.notices = CommitNotices(config.commit_notice_ms / 1000, self._transmit)
-        self._waiting: set[int] = set()  # see _forwarders
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -359,7 +358,7 @@ class Node:
             if self._forwarded:
                 self._fail_forwarded(rd.soft_state.lead)
         steps = plan(rd)
-        self._waiting = self._forwarders(rd.committed_entries)
+        waiting = self._forwarders(rd.committed_entries)
         persist = next((s for s in steps if isinstance(s, Persist)), None)
         writing: Awaitable[None] = _DONE
         first = 0
@@ -368,12 +367,12 @@ class Node:
                 # Nothing new to replicate, only entries to apply (already durable) and the
                 # commit index for the followers: answer the clients first.
                 self._apply(steps[1].snapshot, steps[1].entries)
-                self._send(steps[0].messages)
+                self.notices.send(steps[0].messages, waiting)
                 first = 2
             else:
                 # A leader's appends leave first: the followers' round trip and fsync are the
                 # longer path to commit than this node's own fsync.
-                self._send(steps[0].messages)
+                self.notices.send(steps[0].messages, waiting)
                 first = 1
         if persist is not None:
             # Then start the disk write (AsyncDiskStorage hands it to its I/O thread in this
@@ -386,7 +385,7 @@ class Node:
         for step in steps[first:]:
             match step:
                 case Send(messages):
-                    self._send(messages)
+                    self.notices.send(messages, waiting)
                 case Persist():
                     try:
                         await writing
@@ -398,9 +397,6 @@ class Node:
         self.raw.advance(rd)
         self._release_reads()
         await self._maybe_snapshot()
-
-    def _send(self, messages: tuple[Message, ...]) -> None:
-        self.notices.send(messages, self._waiting)
 
     def _forwarders(self, committed: Sequence[Entry]) -> set[int]:
         """The other members whose forwarded proposals are among ``committed``: they answer

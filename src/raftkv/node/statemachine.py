@@ -33,7 +33,6 @@ class StateMachine(Protocol):
 
 _HEADER = struct.Struct(">QQ")
 HEADER_SIZE = _HEADER.size
-_ORIGIN = struct.Struct(">Q")
 
 
 def wrap(origin: int, rid: int, payload: bytes) -> bytes:
@@ -44,7 +43,7 @@ def wrap(origin: int, rid: int, payload: bytes) -> bytes:
 
 def origin_of(data: bytes) -> int:
     """The member that proposed a wrapped entry (0 for a no-op)."""
-    return int(_ORIGIN.unpack_from(data)[0]) if len(data) >= HEADER_SIZE else 0
+    return int(_HEADER.unpack_from(data)[0]) if len(data) >= HEADER_SIZE else 0
 
 
 def unwrap(data: bytes) -> tuple[int, int, bytes]:
