@@ -22,6 +22,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TextIO
 
 from raftkv.cli import Parser, UsageError
+from raftkv.cli.durations import parse_go_duration
 from raftkv.client import AsyncClient, ClientError, ConnectionFailed, Timeout
 from raftkv.client.aio import prefix_end
 from raftkv.kv import (
@@ -61,25 +62,12 @@ COMMANDS = ("put", "get", "del", "watch", "txn", "lease", "member", "status")
 
 # --- flags -------------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(text: str) -> float:
     """Seconds of a Go duration (``5s``, ``500ms``, ``1m30s``) or a plain number of seconds."""
     try:
         return float(text)
     except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
-    return total
+        return parse_go_duration(text)
 
 
 def parse_hex_id(text: str) -> int:

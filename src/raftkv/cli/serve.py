@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from raftkv.cli.durations import parse_go_duration
 from raftkv.kv import KVStateMachine
 from raftkv.kv.txn import MAX_TXN_OPS
 from raftkv.node import Node, NodeConfig, Role
@@ -149,17 +149,9 @@ class ServeConfig:
     watch_progress_interval: float
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
 def _duration(text: str) -> float:
-    """A Go duration (``10m``, ``1m30s``, ``500ms``) in seconds, as etcd's duration flags take;
-    it must be positive."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 10m, 5s, 500ms)")
-    seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    """A positive Go duration (``10m``, ``1m30s``, ``500ms``) in seconds."""
+    seconds = parse_go_duration(text)
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive: {text!r}")
     return seconds
